@@ -1,0 +1,96 @@
+"""Read an assignment's manifest, `source/<assignment>/manifest.toml`.
+
+The manifest is the single statement of what an assignment is made of; see the
+commented example in `source/fcnets/manifest.toml`.
+"""
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import REPO_ROOT
+
+
+class ManifestError(ValueError):
+    """The manifest is missing, malformed or contradicts itself."""
+
+
+@dataclass(frozen=True)
+class Manifest:
+    assignment: str
+    title: str
+    notebooks: tuple[str, ...]
+    student_modules: tuple[str, ...]
+    saved_models: tuple[str, ...]
+    datasets: tuple[str, ...]
+    thresholds: dict[str, dict[str, float]] = field(default_factory=dict)
+    points: dict[str, float] = field(default_factory=dict)
+    path: Path | None = None
+
+    @property
+    def submission_files(self) -> tuple[str, ...]:
+        """Every file a submission may contain, relative to the assignment folder."""
+        return self.notebooks + self.student_modules + self.saved_models
+
+    def threshold(self, dataset: str, check: str) -> float:
+        """The accuracy a check must reach on `dataset`; a clear error if none is declared."""
+        try:
+            return float(self.thresholds[dataset][check])
+        except KeyError:
+            raise ManifestError(
+                f"{self.path}: no threshold {check!r} for dataset {dataset!r}; "
+                f"declare it under [thresholds.{dataset}]"
+            ) from None
+
+
+def _strings(data: dict, key: str, path: Path) -> tuple[str, ...]:
+    value = data.get(key)
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ManifestError(f"{path}: `{key}` must be a list of strings")
+    if len(set(value)) != len(value):
+        raise ManifestError(f"{path}: `{key}` lists a name twice")
+    for v in value:
+        if v.startswith("/") or ".." in Path(v).parts:
+            raise ManifestError(f"{path}: `{key}` entry {v!r} must be a relative path inside the assignment")
+    return tuple(value)
+
+
+def load_manifest(assignment: str | Path, root: Path = REPO_ROOT) -> Manifest:
+    """Load the manifest of an assignment name (looked up in `root/source/`) or of a manifest path."""
+    path = Path(assignment)
+    if path.suffix != ".toml":
+        path = root / "source" / str(assignment) / "manifest.toml"
+    if not path.is_file():
+        raise ManifestError(f"no manifest at {path}: every assignment needs source/<assignment>/manifest.toml")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ManifestError(f"{path}: not valid TOML: {exc}") from None
+    for key in ("assignment", "title"):
+        if not isinstance(data.get(key), str):
+            raise ManifestError(f"{path}: `{key}` must be a string")
+    thresholds = data.get("thresholds", {})
+    for dataset, checks in thresholds.items():
+        for check, value in checks.items():
+            if not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+                raise ManifestError(f"{path}: threshold {dataset}.{check} = {value!r} must be a fraction in [0, 1]")
+    points = data.get("points", {})
+    for grade_id, value in points.items():
+        if not isinstance(value, (int, float)) or value < 0:
+            raise ManifestError(f"{path}: points for {grade_id!r} must be a non-negative number")
+    datasets = _strings(data, "datasets", path)
+    unknown = set(thresholds) - set(datasets)
+    if unknown:
+        raise ManifestError(f"{path}: thresholds for undeclared datasets {sorted(unknown)}; add them to `datasets`")
+    return Manifest(
+        assignment=data["assignment"],
+        title=data["title"],
+        notebooks=_strings(data, "notebooks", path),
+        student_modules=_strings(data, "student_modules", path),
+        saved_models=_strings(data, "saved_models", path),
+        datasets=datasets,
+        thresholds={d: {k: float(v) for k, v in c.items()} for d, c in thresholds.items()},
+        points={k: float(v) for k, v in points.items()},
+        path=path,
+    )
