@@ -25,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help=VERBS["demo"][2])
     p.add_argument("--workdir", default=None, help="keep the course folder here (default: a temporary folder)")
+    p.add_argument("--package-only", action="store_true", help="only train and check the reference package")
 
     p = sub.add_parser("release", help=VERBS["release"][2])
     p.add_argument("assignment")
