@@ -1,0 +1,580 @@
+"""Run untrusted student code inside bubblewrap (``bwrap``), with limits.
+
+Everything the grader runs on behalf of a student (a fresh Python process for
+the trusted checks, the notebook kernel during autograde) goes through here.
+:func:`run` runs one command and returns a :class:`SandboxResult`;
+:func:`bwrap_argv` builds the command line only (the sandboxed kernel uses it,
+see ``autograder.sandbox_kernel``).
+
+What the sandboxed process sees
+-------------------------------
+- ``/usr`` read-only, with the usual ``/bin``, ``/sbin``, ``/lib``, ``/lib64``
+  (symlinks into ``/usr`` on merged-/usr systems, read-only binds otherwise).
+- ``/etc``: only ``ld.so.cache``, ``ld.so.conf``, ``localtime``, ``passwd``, ``group``,
+  ``nsswitch.conf`` (read-only; ``passwd`` holds no hashes, ``shadow`` is absent).
+- The Python environment read-only at its real paths: ``sys.prefix``,
+  ``sys.base_prefix``, ``sys.exec_prefix``, ``sys.base_exec_prefix`` and the
+  folder of the interpreter's real location. Only those folders: a venv inside
+  the repo shows the venv, not the repo.
+- ``writable`` paths read-write and ``readable`` paths read-only, each at its own
+  path. Nothing else of the host file system: not the repo, the gradebook,
+  ``source/``, other submissions, ``nbgrader_config.py`` or ``$HOME``.
+- A private ``/tmp`` (tmpfs capped at ``Limits.file_bytes``), a fresh ``/proc``
+  showing only the sandbox's processes, a minimal ``/dev``. ``/`` is read-only.
+- A fresh network namespace (only a downed loopback: no TCP at all, not even to
+  127.0.0.1 of the host), fresh PID, IPC, UTS (hostname ``sandbox``) and user
+  namespaces. When bwrap runs as root every capability is dropped.
+- The environment is NOT inherited: a minimal one is built (PATH with the
+  interpreter's folder, ``HOME=TMPDIR=/tmp``, ``MPLCONFIGDIR``, ``LANG``,
+  ``PYTHONDONTWRITEBYTECODE=1``, one BLAS thread, and ``MPLBACKEND``,
+  ``NNKIT_DATASET``, ``NNKIT_DATA_DIR`` copied from the grader if set); ``env``
+  entries are added on top. So grader secrets in ``os.environ`` never leak.
+
+Which limits are enforced, and how
+----------------------------------
+- wall time (``wall_seconds``): the grader kills the outer ``bwrap`` with SIGKILL;
+  ``--die-with-parent`` then SIGKILLs the namespace's init (bwrap's reaper), and
+  when PID 1 of a PID namespace dies the kernel kills every process in it, so
+  double-forked children that ignore SIGTERM/SIGINT die too. When a pids cgroup
+  is used (below), every process left in it is SIGKILLed as well.
+- CPU time (``cpu_seconds``): ``RLIMIT_CPU`` (per process, via ``prlimit``
+  inside the sandbox); SIGXCPU ends the process; reason ``"timeout"``.
+- memory (``memory_bytes``): ``RLIMIT_AS`` per process: a large allocation fails
+  with ``MemoryError`` inside; the grader is never OOM-killed. Reason
+  ``"memory"`` when the process died with a ``MemoryError``.
+- processes (``max_processes``): a per-run pids cgroup with ``pids.max`` when
+  one is writable (cgroup v1 ``/sys/fs/cgroup/pids`` or a delegated v2 cgroup;
+  true for root on this machine); otherwise ``RLIMIT_NPROC``, which works when
+  the grader is not root (bwrap then runs in its own user namespace, where the
+  count is per namespace). Root ignores ``RLIMIT_NPROC``, so as root without a
+  writable cgroup the process count is bounded only by the PID namespace
+  (everything dies at the end), ``RLIMIT_AS`` and the wall time; :func:`process_limit_mode`
+  says which one applies.
+- file size (``file_bytes``): ``RLIMIT_FSIZE`` (a write past it fails with
+  ``EFBIG``; Python ignores SIGXFSZ) and the size of the ``/tmp`` tmpfs.
+- output (``output_bytes``): stdout and stderr are read by the grader; each is
+  kept up to ``output_bytes``; when their total exceeds it the run is killed,
+  and the result is flagged with reason ``"output"``.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Mapping, Sequence
+
+__all__ = [
+    "Limits",
+    "SandboxResult",
+    "SandboxUnavailableError",
+    "available",
+    "bwrap_argv",
+    "run",
+    "limited_argv",
+    "python_paths",
+    "sandbox_env",
+    "process_limit_mode",
+    "PidsCgroup",
+]
+
+
+@dataclass
+class Limits:
+    """Resource limits of one sandboxed run (see the module docstring for how each is enforced)."""
+
+    wall_seconds: float = 60.0
+    cpu_seconds: int = 120
+    memory_bytes: int = 4 << 30
+    max_processes: int = 256
+    output_bytes: int = 1 << 20
+    file_bytes: int = 256 << 20
+
+    def __post_init__(self):
+        for name in ("wall_seconds", "cpu_seconds", "memory_bytes", "max_processes", "output_bytes", "file_bytes"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+                raise ValueError(f"Limits.{name} must be a positive number, got {value!r}")
+
+
+@dataclass
+class SandboxResult:
+    """What came out of one sandboxed run.
+
+    ``returncode`` is the command's exit status (bwrap reports a death by signal N
+    as 128 + N). ``reason`` is ``"timeout"`` (wall or CPU time), ``"memory"``,
+    ``"output"``, ``"killed"`` (another signal) or None (the command ended by itself).
+    """
+
+    returncode: int
+    stdout: bytes
+    stderr: bytes
+    timed_out: bool
+    reason: str | None
+
+
+class SandboxUnavailableError(RuntimeError):
+    """bubblewrap is missing or cannot create namespaces on this machine."""
+
+
+_BWRAP = "bwrap"
+_ETC_FILES = ("ld.so.cache", "ld.so.conf", "localtime", "passwd", "group", "nsswitch.conf")
+# Passed through from the grader's environment when set (none of them is secret).
+_PASSTHROUGH_ENV = ("MPLBACKEND", "NNKIT_DATASET", "NNKIT_DATA_DIR", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")
+
+_available_cache: tuple[bool, str] | None = None
+
+
+def _probe() -> tuple[bool, str]:
+    global _available_cache
+    if _available_cache is None:
+        exe = shutil.which(_BWRAP)
+        if exe is None:
+            _available_cache = (False, "bubblewrap is not installed (install the 'bubblewrap' package, e.g. apt-get install bubblewrap)")
+        else:
+            try:
+                proc = subprocess.run(
+                    bwrap_argv(["/bin/true"], cwd="/"), capture_output=True, timeout=20, env=sandbox_env()
+                )
+            except (OSError, subprocess.TimeoutExpired) as exc:
+                _available_cache = (False, f"bwrap could not be started: {exc}")
+            else:
+                if proc.returncode == 0:
+                    _available_cache = (True, "")
+                else:
+                    _available_cache = (
+                        False,
+                        "bwrap cannot create namespaces here: "
+                        + proc.stderr.decode(errors="replace").strip()
+                        + " (unprivileged user namespaces may be disabled; on Ubuntu >= 23.10 run "
+                        "'sudo sysctl -w kernel.apparmor_restrict_unprivileged_userns=0', or grade as root)",
+                    )
+    return _available_cache
+
+
+def available() -> bool:
+    """True when bwrap is installed and can create the sandbox's namespaces here."""
+    return _probe()[0]
+
+
+def unavailable_reason() -> str:
+    """Why :func:`available` is False ("" when it is True), in words an instructor can act on."""
+    return _probe()[1]
+
+
+def python_paths() -> list[str]:
+    """The folders of the running Python environment that a sandboxed Python needs (read-only)."""
+    paths = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
+    real = os.path.realpath(sys.executable)
+    paths.add(os.path.dirname(os.path.dirname(real)) if os.path.basename(os.path.dirname(real)) == "bin" else os.path.dirname(real))
+    out = []
+    for p in sorted(paths, key=len):
+        p = os.path.realpath(p)
+        # /usr is bound anyway; never bind "/" or a parent of what we already have.
+        if p in ("/", "/usr") or p.startswith("/usr/") or any(p == q or p.startswith(q + "/") for q in out):
+            continue
+        out.append(p)
+    return out
+
+
+def sandbox_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment of a sandboxed process: a clean minimal one, plus ``env`` on top."""
+    bindir = os.path.dirname(sys.executable)
+    base = {
+        "PATH": f"{bindir}:/usr/local/bin:/usr/bin:/bin",
+        "HOME": "/tmp",
+        "TMPDIR": "/tmp",
+        "MPLCONFIGDIR": "/tmp/.matplotlib",
+        "IPYTHONDIR": "/tmp/.ipython",
+        "JUPYTER_RUNTIME_DIR": "/tmp/.jupyter-runtime",
+        "LANG": "C.UTF-8",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "OPENBLAS_NUM_THREADS": "1",
+        "OMP_NUM_THREADS": "1",
+    }
+    for key in _PASSTHROUGH_ENV:
+        if key in os.environ:
+            base[key] = os.environ[key]
+    if env:
+        base.update(env)
+    return base
+
+
+def _norm_paths(paths: Iterable[os.PathLike | str], what: str) -> list[str]:
+    out = []
+    for p in paths:
+        path = os.path.realpath(os.fspath(p))
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"sandbox: the {what} path {path} does not exist; create it before sandboxing")
+        if path == "/":
+            raise ValueError(f"sandbox: refusing to expose / as a {what} path; pass the folders the code needs")
+        out.append(path)
+    return out
+
+
+def bwrap_argv(
+    argv: Sequence[str],
+    *,
+    writable: Iterable[os.PathLike | str] = (),
+    readable: Iterable[os.PathLike | str] = (),
+    cwd: os.PathLike | str,
+    network: bool = False,
+    tmp_bytes: int | None = None,
+) -> list[str]:
+    """The ``bwrap`` command line that runs ``argv`` in the sandbox (no limits applied).
+
+    Parameters
+    ----------
+    argv : the command to run inside.
+    writable, readable : host paths bound read-write / read-only at the same path.
+    cwd : working directory inside; must be, or be inside, a bound path (or ``/``).
+    network : share the host network (never for student code).
+    tmp_bytes : size cap of the private ``/tmp`` tmpfs (None: no cap).
+    """
+    if not argv:
+        raise ValueError("sandbox: empty command")
+    writable = _norm_paths(writable, "writable")
+    readable = _norm_paths(readable, "readable")
+    cwd = os.path.realpath(os.fspath(cwd))
+    args = [_BWRAP, "--unshare-all", "--die-with-parent", "--hostname", "sandbox"]
+    if network:
+        args.append("--share-net")
+    if os.geteuid() == 0:
+        args += ["--cap-drop", "ALL"]
+    args += ["--ro-bind", "/usr", "/usr"]
+    for d in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
+        host = "/" + d
+        if os.path.islink(host):
+            args += ["--symlink", os.readlink(host), host]
+        elif os.path.isdir(host):
+            args += ["--ro-bind", host, host]
+    for name in _ETC_FILES:
+        host = "/etc/" + name
+        if os.path.exists(host):
+            args += ["--ro-bind", host, host]
+    args += ["--proc", "/proc", "--dev", "/dev"]
+    if tmp_bytes:
+        args += ["--size", str(int(tmp_bytes))]
+    args += ["--tmpfs", "/tmp"]
+    bound = []
+    for p in python_paths():
+        args += ["--ro-bind", p, p]
+        bound.append(p)
+    # Shorter paths first so that a writable folder inside a readable one stays writable.
+    for path, flag in sorted([(p, "--ro-bind") for p in readable] + [(p, "--bind") for p in writable], key=lambda t: len(t[0])):
+        args += [flag, path, path]
+        bound.append(path)
+    visible = bound + ["/usr"]
+    if cwd not in ("/", "/tmp") and not any(cwd == p or cwd.startswith(p + "/") for p in visible):
+        raise ValueError(f"sandbox: cwd {cwd} is not visible inside; add it (or a parent) to writable or readable")
+    # Without this the root tmpfs (and the mount points bwrap made in it) stays writable.
+    args += ["--remount-ro", "/", "--chdir", cwd, "--"]
+    return args + [os.fspath(a) for a in argv]
+
+
+# ---------------------------------------------------------------------------
+# Process limit: pids cgroup when writable, else RLIMIT_NPROC (non-root only).
+
+
+def _cgroup_pids_root() -> Path | None:
+    """A writable cgroup folder whose children can get ``pids.max``, or None."""
+    v1 = Path("/sys/fs/cgroup/pids")
+    candidates = []
+    if (v1 / "cgroup.procs").exists():
+        # cgroup v1: our own pids cgroup folder.
+        try:
+            rel = next(l.split(":", 2)[2] for l in Path("/proc/self/cgroup").read_text().splitlines() if l.split(":")[1] == "pids")
+        except (OSError, StopIteration, IndexError):
+            rel = "/"
+        candidates.append(v1 / rel.lstrip("/"))
+    else:
+        try:
+            rel = next(l[3:] for l in Path("/proc/self/cgroup").read_text().splitlines() if l.startswith("0::"))
+            root = Path("/sys/fs/cgroup") / rel.lstrip("/")
+            if "pids" in (root / "cgroup.subtree_control").read_text().split():
+                candidates.append(root)
+        except (OSError, StopIteration):
+            pass
+    for c in candidates:
+        probe = c / f"nnkit-probe-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        try:
+            probe.mkdir()
+            try:
+                (probe / "pids.max").write_text("10\n")
+            finally:
+                probe.rmdir()
+            return c
+        except OSError:
+            continue
+    return None
+
+
+_pids_root_cache: list = []
+
+
+def _pids_root() -> Path | None:
+    if not _pids_root_cache:
+        _pids_root_cache.append(_cgroup_pids_root())
+    return _pids_root_cache[0]
+
+
+def process_limit_mode() -> str:
+    """How ``max_processes`` is enforced here: ``"cgroup"``, ``"rlimit"`` or ``"none"`` (root, no cgroup)."""
+    if _pids_root() is not None:
+        return "cgroup"
+    return "rlimit" if os.geteuid() != 0 else "none"
+
+
+class PidsCgroup:
+    """A per-run pids cgroup (``pids.max``); :meth:`kill` SIGKILLs whatever is left in it."""
+
+    def __init__(self, max_processes: int):
+        root = _pids_root()
+        if root is None:
+            raise RuntimeError("no writable pids cgroup here")
+        self.path = root / f"nnkit-sandbox-{os.getpid()}-{uuid.uuid4().hex[:10]}"
+        self.path.mkdir()
+        (self.path / "pids.max").write_text(f"{int(max_processes)}\n")
+
+    @property
+    def procs_file(self) -> str:
+        return str(self.path / "cgroup.procs")
+
+    def pids(self) -> list[int]:
+        try:
+            return [int(x) for x in (self.path / "cgroup.procs").read_text().split()]
+        except OSError:
+            return []
+
+    def kill(self) -> None:
+        # Several rounds: a process may fork between reading the list and the kill.
+        for _ in range(50):
+            pids = self.pids()
+            if not pids:
+                return
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            time.sleep(0.01)
+
+    def remove(self) -> None:
+        self.kill()
+        for _ in range(100):
+            try:
+                self.path.rmdir()
+                return
+            except FileNotFoundError:
+                return
+            except OSError:
+                time.sleep(0.02)  # zombies not yet reaped
+
+
+def limited_argv(argv: Sequence[str], limits: Limits, *, nproc: bool) -> list[str]:
+    """``argv`` prefixed with ``prlimit`` setting the per-process rlimits (runs inside the sandbox)."""
+    prlimit = shutil.which("prlimit", path="/usr/bin:/bin")
+    opts = [
+        f"--as={int(limits.memory_bytes)}",
+        # soft < hard: SIGXCPU at the soft limit (reported as "timeout"), SIGKILL 1 s later
+        # if the process ignores it.
+        f"--cpu={int(limits.cpu_seconds)}:{int(limits.cpu_seconds) + 1}",
+        f"--fsize={int(limits.file_bytes)}",
+        "--core=0",
+    ]
+    if nproc:
+        opts.append(f"--nproc={int(limits.max_processes)}")
+    if prlimit:
+        return [prlimit, *opts, "--", *argv]
+    # No util-linux prlimit: a tiny Python launcher does the same before exec.
+    import resource  # noqa: F401  (only to be sure the launcher's import works here)
+
+    code = (
+        "import os,resource as r,sys;"
+        f"[r.setrlimit(k,v if isinstance(v,tuple) else (v,v)) for k,v in ((r.RLIMIT_AS,{int(limits.memory_bytes)}),(r.RLIMIT_CPU,({int(limits.cpu_seconds)},{int(limits.cpu_seconds) + 1})),"
+        f"(r.RLIMIT_FSIZE,{int(limits.file_bytes)}),(r.RLIMIT_CORE,0)"
+        + (f",(r.RLIMIT_NPROC,{int(limits.max_processes)})" if nproc else "")
+        + ")];os.execvp(sys.argv[1],sys.argv[1:])"
+    )
+    return [sys.executable, "-S", "-c", code, *argv]
+
+
+def limited_bwrap_argv(
+    argv: Sequence[str],
+    *,
+    writable: Iterable[os.PathLike | str] = (),
+    readable: Iterable[os.PathLike | str] = (),
+    cwd: os.PathLike | str,
+    limits: Limits,
+    cgroup: PidsCgroup | None = None,
+) -> list[str]:
+    """The full command: [cgroup entry] + bwrap + prlimit + ``argv``. Used by :func:`run` and the kernel."""
+    inner = limited_argv(argv, limits, nproc=cgroup is None and os.geteuid() != 0)
+    cmd = bwrap_argv(inner, writable=writable, readable=readable, cwd=cwd, tmp_bytes=limits.file_bytes)
+    if cgroup is not None:
+        # Join the cgroup before bwrap forks anything, so no process escapes the count.
+        cmd = ["/bin/sh", "-c", 'echo $$ > "$0" && exec "$@"', cgroup.procs_file, *cmd]
+    return cmd
+
+
+# ---------------------------------------------------------------------------
+
+
+class _Capture(threading.Thread):
+    """Read one pipe, keep at most ``keep`` bytes, report every byte to ``on_bytes``."""
+
+    def __init__(self, pipe, keep: int, on_bytes):
+        super().__init__(daemon=True)
+        self.pipe, self.keep, self.on_bytes = pipe, keep, on_bytes
+        self.chunks: list[bytes] = []
+        self.kept = 0
+
+    def run(self):
+        while True:
+            try:
+                data = os.read(self.pipe.fileno(), 65536)
+            except OSError:
+                break
+            if not data:
+                break
+            if self.kept < self.keep:
+                part = data[: self.keep - self.kept]
+                self.chunks.append(part)
+                self.kept += len(part)
+            self.on_bytes(len(data))
+
+    def value(self) -> bytes:
+        return b"".join(self.chunks)
+
+
+def run(
+    argv: Sequence[str],
+    *,
+    writable: Iterable[os.PathLike | str] = (),
+    readable: Iterable[os.PathLike | str] = (),
+    cwd: os.PathLike | str,
+    limits: Limits = Limits(),
+    env: Mapping[str, str] | None = None,
+    stdin: bytes | None = None,
+) -> SandboxResult:
+    """Run ``argv`` in the sandbox under ``limits`` and return what happened.
+
+    Parameters
+    ----------
+    argv : command; use ``sys.executable`` for Python (the environment is visible read-only).
+    writable, readable : host paths visible read-write / read-only at the same path.
+    cwd : working directory (inside a writable or readable path).
+    limits : see :class:`Limits`.
+    env : extra environment variables on top of :func:`sandbox_env`'s minimal one.
+    stdin : bytes fed to the command's stdin (default: empty).
+
+    Raises
+    ------
+    SandboxUnavailableError : bwrap missing or unusable (say so; never fall back silently).
+    """
+    ok, why = _probe()
+    if not ok:
+        raise SandboxUnavailableError(why)
+    cgroup = PidsCgroup(limits.max_processes) if _pids_root() is not None else None
+    try:
+        cmd = limited_bwrap_argv(argv, writable=writable, readable=readable, cwd=cwd, limits=limits, cgroup=cgroup)
+        return _run_cmd(cmd, limits, sandbox_env(env), stdin, cgroup)
+    finally:
+        if cgroup is not None:
+            cgroup.remove()
+
+
+def _run_cmd(cmd, limits: Limits, env, stdin, cgroup) -> SandboxResult:
+    lock = threading.Lock()
+    total = [0]
+    over = threading.Event()
+
+    def count(n):
+        with lock:
+            total[0] += n
+            if total[0] > limits.output_bytes:
+                over.set()
+
+    proc = subprocess.Popen(
+        cmd,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        start_new_session=True,
+    )
+    out = _Capture(proc.stdout, limits.output_bytes, count)
+    err = _Capture(proc.stderr, limits.output_bytes, count)
+    out.start()
+    err.start()
+    if stdin:
+        threading.Thread(target=_feed, args=(proc.stdin, stdin), daemon=True).start()
+    else:
+        proc.stdin.close()
+
+    deadline = time.monotonic() + limits.wall_seconds
+    reason = None
+    while True:
+        try:
+            proc.wait(timeout=0.02)
+            break
+        except subprocess.TimeoutExpired:
+            pass
+        if over.is_set():
+            reason = "output"
+        elif time.monotonic() > deadline:
+            reason = "timeout"
+        if reason:
+            _kill(proc, cgroup)
+            break
+    proc.wait()
+    # The namespace is gone with bwrap; the pipes close once every holder died.
+    out.join(5)
+    err.join(5)
+    for pipe in (proc.stdout, proc.stderr):
+        pipe.close()
+    if over.is_set() and reason is None:
+        reason = "output"  # the command ended by itself but printed too much
+    rc = proc.returncode
+    stderr = err.value()
+    if reason is None and rc > 128:
+        sig = rc - 128
+        reason = "timeout" if sig == signal.SIGXCPU else "killed"
+    if reason is None and rc != 0 and b"MemoryError" in stderr[-4096:]:
+        reason = "memory"
+    return SandboxResult(
+        returncode=rc, stdout=out.value(), stderr=stderr, timed_out=reason == "timeout", reason=reason
+    )
+
+
+def _feed(pipe, data: bytes) -> None:
+    try:
+        pipe.write(data)
+    except (BrokenPipeError, OSError):
+        pass
+    finally:
+        try:
+            pipe.close()
+        except OSError:
+            pass
+
+
+def _kill(proc: subprocess.Popen, cgroup: PidsCgroup | None) -> None:
+    """SIGKILL the outer bwrap; --die-with-parent takes the namespace's init and so every process."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    try:
+        proc.kill()
+    except ProcessLookupError:
+        pass
+    if cgroup is not None:
+        cgroup.kill()

@@ -1,0 +1,38 @@
+"""Shared fixtures of the sandbox tests: skip only when bubblewrap genuinely cannot run here."""
+import pytest
+
+from autograder import sandbox
+
+
+@pytest.fixture(autouse=True)
+def _needs_bwrap():
+    if not sandbox.available():
+        pytest.skip(f"bubblewrap unavailable: {sandbox.unavailable_reason()}")
+
+
+@pytest.fixture
+def course(tmp_path):
+    """A fake course folder as the grader lays it out, with one submission to sandbox.
+
+    Returns a dict of paths: ``root``, ``work`` (alice's working copy, the only writable
+    place), ``gradebook``, ``source``, ``other`` (bob's submission), ``config``.
+    """
+    root = tmp_path / "course"
+    (root / "source" / "fcnets").mkdir(parents=True)
+    (root / "source" / "fcnets" / "01_layers.ipynb").write_text('{"hidden": "SECRET-SOURCE"}')
+    (root / "gradebook.db").write_bytes(b"SQLite format 3\x00SECRET-GRADEBOOK")
+    (root / "nbgrader_config.py").write_text("c = get_config()\n")
+    other = root / "submitted" / "bob" / "fcnets"
+    other.mkdir(parents=True)
+    (other / "01_layers.ipynb").write_text('{"bob": "SECRET-BOB"}')
+    work = root / "autograded" / "alice" / "fcnets"
+    work.mkdir(parents=True)
+    return {
+        "root": root,
+        "work": work,
+        "gradebook": root / "gradebook.db",
+        "source": root / "source",
+        "other": other,
+        "config": root / "nbgrader_config.py",
+    }
+
