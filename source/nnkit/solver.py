@@ -92,8 +92,13 @@ class Solver:
     lr_schedule : callable or None, default None
         ``lr_schedule(iteration) -> learning_rate``, called before every
         iteration (0-based, counted over the whole run) to set every
-        parameter's ``learning_rate``; see the schedules in ``nnkit.optim``.
-        Use it instead of ``lr_decay``, not with it.
+        parameter's ``learning_rate``. Use it instead of ``lr_decay``, not
+        with it. With the schedules of ``nnkit.optim``::
+
+            lr_schedule=lambda t: optim.cyclical_lr(t, 1e-4, 1e-2, n_s=200)
+            # step_decay counts epochs: turn iterations into epochs
+            ipe = max(len(data["X_train"]) // batch_size, 1)
+            lr_schedule=lambda t: optim.step_decay(1e-3, t / ipe, drop=0.5, every=5)
 
     Attributes
     ----------
@@ -111,6 +116,13 @@ class Solver:
         Parameter name -> its optimizer config (settings and state).
     epoch : int
         Epochs completed.
+    iterations_per_epoch : int
+        ``max(N_train // batch_size, 1)``.
+
+    Notes
+    -----
+    With ``seed=None`` the minibatches are exactly CS231n's
+    (``np.random.choice(N_train, batch_size)`` on numpy's global generator).
     """
 
     def __init__(self, model, data, **kwargs):
@@ -171,6 +183,7 @@ class Solver:
                     "Solver: lr_schedule and lr_decay both set the learning rate; pass only one."
                 )
 
+        self.iterations_per_epoch = max(len(self.X_train) // self.batch_size, 1)
         self.update_rule = self._resolve_update_rule(update_rule)
         # None: numpy's global generator (np.random.seed still works); else our own.
         self._rng = np.random if self.seed is None else np.random.RandomState(self.seed)
@@ -331,8 +344,7 @@ class Solver:
 
     def train(self):
         """Run the optimization; at the end the model holds the best params."""
-        num_train = self.X_train.shape[0]
-        iterations_per_epoch = max(num_train // self.batch_size, 1)
+        iterations_per_epoch = self.iterations_per_epoch
         num_iterations = self.num_epochs * iterations_per_epoch
 
         bar = self._make_bar(num_iterations)

@@ -332,6 +332,46 @@ def test_seed_none_follows_numpy_global_seed():
     assert run() == run()
 
 
+def test_seed_none_draws_the_same_minibatches_as_cs231n():
+    # The CS231n loop written out: np.random.choice(N, batch_size) on the global RNG.
+    data = make_data(N_train=100)
+    np.random.seed(5)
+    ref = ToySoftmax()
+    ref_losses = []
+    for _ in range(20):
+        idx = np.random.choice(100, 10)
+        loss, grads = ref.loss(data["X_train"][idx], data["y_train"][idx])
+        ref_losses.append(loss)
+        for p in ref.params:
+            ref.params[p] = ref.params[p] - 0.1 * grads[p]
+
+    np.random.seed(5)
+    s = Solver(ToySoftmax(), data, update_rule=toy_sgd, optim_config={"learning_rate": 0.1},
+               batch_size=10, num_epochs=2, **quiet())
+    s.train()
+    assert s.loss_history == ref_losses
+
+
+@needs_optim
+def test_lr_schedule_with_nnkit_cyclical_lr():
+    from nnkit import optim
+
+    seen = []
+
+    def rule(w, dw, config):
+        if w.ndim == 2:
+            seen.append(config["learning_rate"])
+        return optim.sgd(w, dw, config)
+
+    s = Solver(ToySoftmax(), make_data(N_train=30), update_rule=rule, batch_size=5,
+               num_epochs=1, lr_schedule=lambda t: optim.cyclical_lr(t, 0.0, 1.0, n_s=2),
+               **quiet())
+    s.train()
+    # Triangle 0 -> 1 -> 0 over 4 iterations, by hand.
+    assert seen == [0.0, 0.5, 1.0, 0.5, 0.0, 0.5]
+    assert s.iterations_per_epoch == 6
+
+
 def test_check_accuracy_full_set_and_batches():
     data = make_data(N_train=37, D=4, C=3, seed=2, shape=(2, 2))
     model = ToySoftmax()

@@ -8,6 +8,7 @@ evenly spaced positions u_i = (i + 0.5) / N_val, the val accuracy is
 #{i : u_i < q} / N_val.
 """
 
+import importlib
 import math
 
 import numpy as np
@@ -292,3 +293,37 @@ def test_diverging_trials_do_not_warn(recwarn):
     assert math.isnan(results[0]["loss"])
     assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
 
+
+
+def _has_two_layer_net():
+    try:
+        return hasattr(importlib.import_module("nnkit.classifiers.fc_net"), "TwoLayerNet")
+    except Exception:
+        return False
+
+
+@pytest.mark.skipif(not _has_two_layer_net(), reason="nnkit.classifiers.fc_net not available yet")
+def test_random_search_trains_two_layer_nets():
+    from nnkit.classifiers.fc_net import TwoLayerNet
+
+    rng = np.random.RandomState(0)
+    # Two separable blobs in 12 dimensions.
+    y = np.arange(80) % 2
+    X = rng.randn(80, 12) + 3.0 * y[:, None]
+    data = {"X_train": X[:60], "y_train": y[:60], "X_val": X[60:], "y_val": y[60:]}
+
+    def build(hidden_dim, reg=0.0):
+        return TwoLayerNet(input_dim=12, hidden_dim=hidden_dim, num_classes=2,
+                           weight_scale=0.1, reg=reg)
+
+    results = random_search(build, data, {"learning_rate": ("log", 1e-2, 1e-1),
+                                          "hidden_dim": [4, 8]},
+                            num_trials=3, seed=0, progress=False,
+                            solver_kwargs={"num_epochs": 3, "batch_size": 20,
+                                           "update_rule": "sgd_momentum"})
+    assert len(results) == 3
+    assert results.best()["best_val_acc"] >= 0.9
+    model = results.best_model
+    assert model.params["W1"].shape[1] == results.best()["params"]["hidden_dim"]
+    pred = np.argmax(model.loss(data["X_val"]), axis=1)
+    assert np.mean(pred == data["y_val"]) == results.best()["best_val_acc"]
