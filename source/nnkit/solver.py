@@ -40,6 +40,10 @@ __all__ = ["Solver", "save_model", "load_model", "load_checkpoint", "KNOWN_MODEL
 META_KEY = "__nnkit__"
 FILE_FORMAT = 1
 
+# Largest unpacked size of a model or checkpoint file we read (a guard
+# against zip bombs; a CIFAR-10 net with a few hidden layers is ~10 MB).
+MAX_FILE_BYTES = 1 << 30
+
 # Optimizer settings students sometimes pass straight to the Solver.
 _OPTIM_KEYS = ("learning_rate", "momentum", "decay_rate", "beta1", "beta2", "epsilon")
 
@@ -472,6 +476,11 @@ def _read_npz(path, what):
     if not zipfile.is_zipfile(path):
         raise ValueError(f"{path} is not a valid nnkit {what} file: cannot read it as .npz "
                          "(it is not a zip archive).")
+    with zipfile.ZipFile(path) as z:
+        size = sum(info.file_size for info in z.infolist())
+    if size > MAX_FILE_BYTES:
+        raise ValueError(f"{path}: its entries unpack to {size} bytes, more than the "
+                         f"{MAX_FILE_BYTES} an nnkit {what} file may hold.")
     try:
         with np.load(path, allow_pickle=False) as f:
             return {k: f[k] for k in f.files}
@@ -601,9 +610,9 @@ def load_model(path):
     state = np.random.get_state()
     try:
         model = cls(**config)
-    except (TypeError, ValueError) as e:
+    except (TypeError, ValueError, MemoryError) as e:
         raise ValueError(f"{path}: cannot build {cls.__name__} from its saved config "
-                         f"{config!r} ({e}).") from None
+                         f"{config!r} ({type(e).__name__}: {e}).") from None
     finally:
         np.random.set_state(state)
 

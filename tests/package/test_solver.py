@@ -588,6 +588,13 @@ def test_object_arrays_are_refused_and_never_unpickled(tmp_path, toy_known):
     assert zipfile.is_zipfile(path)  # the file was really written with the object array
 
 
+def test_oversized_files_are_refused_before_loading(tmp_path, toy_known, monkeypatch):
+    path = write_npz(tmp_path / "m.npz", toy_meta(), W=np.zeros((4, 3)), b=np.zeros(3))
+    monkeypatch.setattr(solver_mod, "MAX_FILE_BYTES", 100)
+    with pytest.raises(ValueError, match="more than the 100"):
+        load_model(path)
+
+
 def test_missing_file_raises_file_not_found(tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.npz"):
         load_model(tmp_path / "nope.npz")
@@ -646,17 +653,24 @@ def test_fully_connected_net_with_wrong_depth_is_refused(tmp_path):
 def test_round_trip_softmax_regression(tmp_path):
     from nnkit.classifiers.linear import SoftmaxRegression
 
-    model = SoftmaxRegression(**_softmax_regression_kwargs(SoftmaxRegression))
-    round_trip(model, tmp_path / "softmax.npz")
+    model = SoftmaxRegression(input_dim=12, num_classes=4, weight_scale=0.1, reg=0.2)
+    model.params["b"] = np.arange(4.0)
+    loaded = round_trip(model, tmp_path / "softmax.npz")
+    X = np.random.RandomState(0).randn(5, 12)
+    assert np.array_equal(loaded.loss(X), model.loss(X))
 
 
-def _softmax_regression_kwargs(cls):
-    import inspect
+@needs_fc
+def test_absurd_sizes_in_a_config_are_a_value_error(tmp_path):
+    from nnkit.classifiers.fc_net import FullyConnectedNet
 
-    names = inspect.signature(cls).parameters
-    kwargs = {}
-    if "input_dim" in names:
-        kwargs["input_dim"] = 12
-    if "num_classes" in names:
-        kwargs["num_classes"] = 4
-    return kwargs
+    path = tmp_path / "fc.npz"
+    save_model(FullyConnectedNet([6], input_dim=12, num_classes=4, seed=0), path)
+    with np.load(path, allow_pickle=False) as f:
+        entries = {k: f[k] for k in f.files}
+    meta = json.loads(str(entries["__nnkit__"]))
+    meta["config"].update(hidden_dims=[10 ** 9], input_dim=3072)  # ~22 TiB of weights
+    entries["__nnkit__"] = np.array(json.dumps(meta))
+    np.savez(path, **entries)
+    with pytest.raises(ValueError, match="cannot build FullyConnectedNet"):
+        load_model(path)
