@@ -1,0 +1,389 @@
+"""The sandboxed side of the trusted checks, and the procedures both sides run.
+
+This file is executed as a script in a fresh, sandboxed interpreter::
+
+    python -I runner.py WORKDIR PACKAGE_PARENT
+
+It puts ``PACKAGE_PARENT`` first on ``sys.path`` so that ``import nnkit`` finds
+the student's package and nothing else of ours, reads ``WORKDIR/plan.json``
+(the calls to make) and ``WORKDIR/inputs.npz`` (their arrays, read with
+``allow_pickle=False``), and for every call writes
+
+- ``WORKDIR/out/<index>.json``: ``{"status": "ok"|"raised"|"timeout", "error": text,
+  "outputs": {name: description}, "mutated": [input names changed in place]}``;
+- ``WORKDIR/out/<index>.npz``: the outputs that are arrays or numbers, as plain arrays.
+
+A line ``<index>`` is appended to ``WORKDIR/progress`` before each call, so the
+trusted side knows which call was running if the process dies.
+
+The trusted process imports this module too (``autograder.trusted.runner``)
+and runs the very same procedures with the reference package, so student and
+reference outputs are produced by identical driver code. The module therefore
+imports only the standard library and numpy at top level.
+"""
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import signal
+import sys
+import traceback
+
+import numpy as np
+
+
+class CallTimeout(BaseException):
+    """Raised by the alarm handler. A BaseException, so `except Exception` in student code cannot swallow it."""
+
+
+# ---------------------------------------------------------------------------
+# Recording outputs
+# ---------------------------------------------------------------------------
+def snap(value):
+    """A private copy of an array output (later student code may change the original in place)."""
+    if isinstance(value, np.ndarray):
+        try:
+            return value.copy()
+        except Exception:  # a hostile subclass; describe() reports it
+            return value
+    return value
+
+
+def describe(value):
+    """What kind of thing a student returned, and the plain array to save (or None).
+
+    Returns
+    -------
+    info : dict
+        ``kind`` is ``"ndarray"`` (exactly numpy.ndarray), ``"subclass"``, ``"scalar"``
+        (a Python or numpy real number), ``"none"`` or ``"other"``; plus ``type``,
+        ``dtype`` and ``shape`` when they exist.
+    array : ndarray or None
+        A plain ndarray holding the value, safe to save without pickle.
+    """
+    info = {"type": type(value).__module__ + "." + type(value).__qualname__}
+    array = None
+    if value is None:
+        info["kind"] = "none"
+    elif isinstance(value, np.ndarray):
+        info["kind"] = "ndarray" if type(value) is np.ndarray else "subclass"
+        try:
+            array = np.array(value.view(np.ndarray), copy=True)
+        except Exception as exc:  # the subclass refused to be viewed
+            info["error"] = repr(exc)[:200]
+    elif isinstance(value, (bool, np.bool_)):
+        info["kind"] = "other"
+    elif isinstance(value, (int, float, np.integer, np.floating)):
+        info["kind"] = "scalar"
+        array = np.asarray(value)
+    else:
+        info["kind"] = "other"
+    if array is not None:
+        if array.dtype.hasobject or array.dtype.kind not in "biufc":
+            info["kind"] = "other"
+            array = None
+        else:
+            info["dtype"] = str(array.dtype)
+            info["shape"] = list(array.shape)
+    return info, array
+
+
+def flatten_outputs(outputs):
+    """Flatten ``{name: value or {key: value}}`` into ``{"name" or "name.key": value}`` plus the key sets."""
+    flat, keysets = {}, {}
+    for name, value in outputs.items():
+        if isinstance(value, dict):
+            keysets[name] = sorted(str(k) for k in value)
+            for k, v in value.items():
+                flat[f"{name}.{k}"] = v
+        else:
+            flat[name] = value
+    return flat, keysets
+
+
+# ---------------------------------------------------------------------------
+# Procedures. Each is ``procedure(mod, a, p) -> {name: value or dict}`` where
+# ``mod(name)`` returns the module ``nnkit.<name>`` of the package under test,
+# ``a`` maps input names to fresh array copies, and ``p`` holds JSON parameters.
+# Procedures copy (``snap``) every array they record before calling on.
+# ---------------------------------------------------------------------------
+def _fn(mod, p):
+    return getattr(mod(p["module"]), p["fn"])
+
+
+def _grads(result, n):
+    """Backward passes return one array or a tuple of n arrays."""
+    if n == 1:
+        return {"d0": snap(result)}
+    if not isinstance(result, tuple) or len(result) != n:
+        raise TypeError(f"expected a tuple of {n} gradients, got {type(result).__name__}")
+    return {f"d{i}": snap(g) for i, g in enumerate(result)}
+
+
+def proc_forward(mod, a, p):
+    """``out, cache = fn(*args, **kwargs)``."""
+    args = [a[n] for n in p["args"]]
+    result = _fn(mod, p)(*args, **p.get("kwargs", {}))
+    if not isinstance(result, tuple) or len(result) != 2:
+        raise TypeError(f"{p['fn']} must return (out, cache), got {type(result).__name__}")
+    return {"out": snap(result[0])}
+
+
+def proc_forward_backward(mod, a, p):
+    """Forward then ``backward(dout, cache)``; gradients recorded as ``d0, d1, ...``."""
+    args = [a[n] for n in p["args"]]
+    out, cache = _fn(mod, p)(*args, **p.get("kwargs", {}))
+    rec = {"out": snap(out)}
+    back = getattr(mod(p["module"]), p["backward"])
+    rec.update(_grads(back(a["dout"], cache), p["n_grads"]))
+    return rec
+
+
+def proc_loss(mod, a, p):
+    """``loss, dx = fn(x, y)`` (layer losses) or ``fn(W, X, y, reg)`` (linear classifiers)."""
+    args = [a[n] for n in p["args"]] + list(p.get("extra", []))
+    result = _fn(mod, p)(*args)
+    if not isinstance(result, tuple) or len(result) != 2:
+        raise TypeError(f"{p['fn']} must return (loss, grad), got {type(result).__name__}")
+    return {"loss": result[0], "grad": snap(result[1])}
+
+
+def _dtype_kwargs(kwargs):
+    kwargs = dict(kwargs)
+    if "dtype" in kwargs:
+        kwargs["dtype"] = np.dtype(kwargs["dtype"]).type
+    return kwargs
+
+
+def proc_net_init(mod, a, p):
+    """Seed numpy's global generator, build the model, record its params."""
+    np.random.seed(p["np_seed"])
+    cls = getattr(mod(p["module"]), p["cls"])
+    model = cls(**_dtype_kwargs(p["kwargs"]))
+    params = model.params
+    if not isinstance(params, dict):
+        raise TypeError(f"model.params must be a dict, got {type(params).__name__}")
+    return {"params": {k: snap(v) for k, v in params.items()}}
+
+
+def proc_net_loss(mod, a, p):
+    """Build the model, load given params, record scores, loss and grads."""
+    np.random.seed(p["np_seed"])
+    cls = getattr(mod(p["module"]), p["cls"])
+    model = cls(**_dtype_kwargs(p["kwargs"]))
+    names = p["params"]
+    model.params.clear()
+    model.params.update({k: a["param." + k] for k in names})
+    rec = {"scores": snap(model.loss(a["X"]))}
+    result = model.loss(a["X"], a["y"])
+    if not isinstance(result, tuple) or len(result) != 2:
+        raise TypeError(f"model.loss(X, y) must return (loss, grads), got {type(result).__name__}")
+    loss, grads = result
+    if not isinstance(grads, dict):
+        raise TypeError(f"grads must be a dict, got {type(grads).__name__}")
+    rec["loss"] = loss
+    rec["grads"] = {k: snap(v) for k, v in grads.items()}
+    return rec
+
+
+def proc_optim(mod, a, p):
+    """Several update steps, each fed the previous step's next_w and config."""
+    rule = _fn(mod, p)
+    w = a["w"]
+    config = None if p.get("config") is None else dict(p["config"])
+    rec = {}
+    for k in range(p["steps"]):
+        result = rule(w, a[f"dw{k}"], config)
+        if not isinstance(result, tuple) or len(result) != 2:
+            raise TypeError(f"{p['fn']} must return (next_w, config), got {type(result).__name__}")
+        before = w.copy() if isinstance(w, np.ndarray) else w
+        w, config = result
+        if not isinstance(config, dict):
+            raise TypeError(f"{p['fn']} must return its config dict, got {type(config).__name__}")
+        rec[f"w{k}"] = snap(w)
+        # The step itself: small next to w, so it is compared on its own scale.
+        rec[f"step{k}"] = np.asarray(w, dtype=np.float64) - before if isinstance(w, np.ndarray) else None
+        rec[f"state{k}"] = {key: snap(config[key]) for key in p["state"] if key in config}
+    return rec
+
+
+class ToyModel:
+    """A two-parameter model whose validation accuracy rises then falls as training goes on.
+
+    ``theta`` (1,) climbs by the learning rate every step (its gradient is -1);
+    ``phi`` (2,) decays towards 0. An example with feature ``x`` scores class 1
+    with ``0.5 - |theta - x|`` and class 0 with 0, so the accuracy on examples
+    labelled 1 is the fraction of them within 0.5 of ``theta``. The loss
+    depends only on the params, so any minibatch order gives the same history.
+    """
+
+    def __init__(self, theta0, phi0):
+        self.params = {"theta": np.array([theta0], dtype=np.float64),
+                       "phi": np.array(phi0, dtype=np.float64)}
+
+    def loss(self, X, y=None):
+        theta, phi = self.params["theta"][0], self.params["phi"]
+        x = np.asarray(X, dtype=np.float64).reshape(len(X), -1)[:, 0]
+        if y is None:
+            return np.stack([np.zeros_like(x), 0.5 - np.abs(theta - x)], axis=1)
+        loss = -theta + float(np.sum(phi ** 2))
+        return loss, {"theta": np.array([-1.0]), "phi": 2 * phi}
+
+
+def toy_sgd(w, dw, config=None):
+    """SGD that updates in place (allowed by the update-rule contract) and counts its calls."""
+    config = dict(config or {})
+    config.setdefault("learning_rate", 1e-2)
+    w -= config["learning_rate"] * dw
+    config["count"] = config.get("count", 0) + 1
+    return w, config
+
+
+def proc_solver(mod, a, p):
+    """Train ToyModel with the Solver under test and the trusted in-place SGD."""
+    np.random.seed(p["np_seed"])
+    model = ToyModel(p["theta0"], p["phi0"])
+    data = {"X_train": a["X_train"], "y_train": a["y_train"], "X_val": a["X_val"], "y_val": a["y_val"]}
+    solver = mod("solver").Solver(model, data, update_rule=toy_sgd, **p["kwargs"])
+    solver.train()
+    params = model.params
+    rec = {
+        "loss_history": np.asarray(solver.loss_history, dtype=np.float64),
+        "val_acc_history": np.asarray(solver.val_acc_history, dtype=np.float64),
+        "best_val_acc": solver.best_val_acc,
+        "final_params": {k: snap(v) for k, v in params.items()},
+        "learning_rate": {k: c.get("learning_rate") for k, c in solver.optim_configs.items()},
+        "count": {k: float(c.get("count", 0)) for k, c in solver.optim_configs.items()},
+    }
+    # Training again from the kept params must not change the kept copies.
+    kept = {k: snap(v) for k, v in solver.best_params.items()}
+    for v in model.params.values():
+        v += 1000.0
+    rec["best_params_after_edit"] = {k: snap(v) for k, v in solver.best_params.items()}
+    rec["best_params"] = kept
+    return rec
+
+
+def proc_linear_train(mod, a, p):
+    """Train a linear classifier with its own ``train``, then ``predict``."""
+    np.random.seed(p["np_seed"])
+    cls = getattr(mod(p["module"]), p["cls"])
+    clf = cls(**p.get("init_kwargs", {}))
+    history = clf.train(a["X"], a["y"], **p["kwargs"])
+    rec = {"loss_history": np.asarray(history, dtype=np.float64) if history is not None else None}
+    rec["W"] = snap(getattr(clf, "W", None))
+    rec["pred_train"] = snap(clf.predict(a["X"]))
+    rec["pred_test"] = snap(clf.predict(a["X_test"]))
+    return rec
+
+
+def proc_net_train(mod, a, p):
+    """Overfit a small set with the package's own net, Solver and update rule."""
+    np.random.seed(p["np_seed"])
+    cls = getattr(mod(p["module"]), p["cls"])
+    model = cls(**_dtype_kwargs(p["kwargs"]))
+    data = {"X_train": a["X"], "y_train": a["y"], "X_val": a["X"], "y_val": a["y"]}
+    solver = mod("solver").Solver(model, data, **p["solver_kwargs"])
+    solver.train()
+    scores = model.loss(a["X"])
+    return {"train_acc": float(np.mean(np.argmax(scores, axis=1) == a["y"])),
+            "loss_history": np.asarray(solver.loss_history, dtype=np.float64)}
+
+
+PROCEDURES = {
+    "forward": proc_forward,
+    "forward_backward": proc_forward_backward,
+    "loss": proc_loss,
+    "net_init": proc_net_init,
+    "net_loss": proc_net_loss,
+    "optim": proc_optim,
+    "solver": proc_solver,
+    "linear_train": proc_linear_train,
+    "net_train": proc_net_train,
+}
+
+
+def run_procedure(name, mod, arrays, params):
+    """Run one procedure on copies of its input arrays; return (outputs, names of inputs changed in place)."""
+    fresh = {k: v.copy() for k, v in arrays.items()}
+    outputs = PROCEDURES[name](mod, fresh, params)
+    mutated = sorted(k for k, v in arrays.items()
+                     if fresh[k].shape != v.shape or not np.array_equal(fresh[k], v, equal_nan=True))
+    return outputs, mutated
+
+
+# ---------------------------------------------------------------------------
+# The script
+# ---------------------------------------------------------------------------
+def _on_alarm(signum, frame):
+    raise CallTimeout()
+
+
+def _student_module(name):
+    return importlib.import_module("nnkit." + name)
+
+
+def _error_text(exc, limit=1500):
+    """The exception and the innermost frames: enough to locate the bug, short enough for feedback."""
+    lines = traceback.format_exception(type(exc), exc, exc.__traceback__, limit=-4)
+    text = "".join(lines)
+    return text[-limit:]
+
+
+def main(argv):
+    workdir, package_parent = argv[1], argv[2]
+    sys.path.insert(0, package_parent)
+    # Student prints must not fill the pipe or trip the output limit: send fds 1 and 2 away.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.dup2(devnull, 2)
+    with open(os.path.join(workdir, "plan.json"), encoding="utf-8") as f:
+        plan = json.load(f)
+    with np.load(os.path.join(workdir, "inputs.npz"), allow_pickle=False) as z:
+        store = {k: z[k] for k in z.files}
+    outdir = os.path.join(workdir, "out")
+    os.makedirs(outdir, exist_ok=True)
+    signal.signal(signal.SIGALRM, _on_alarm)
+    skip = set(plan.get("skip", []))
+    for index, call in enumerate(plan["calls"]):
+        if index in skip:
+            continue
+        with open(os.path.join(workdir, "progress"), "a", encoding="utf-8") as f:
+            f.write(f"{index}\n")
+        arrays = {name: store[key] for name, key in call["arrays"].items()}
+        record = {"status": "ok", "error": None, "outputs": {}, "keys": {}, "mutated": []}
+        saved = {}
+        np_state = np.seterr(all="ignore")
+        try:
+            signal.setitimer(signal.ITIMER_REAL, float(call.get("timeout", plan.get("timeout", 10.0))))
+            try:
+                outputs, record["mutated"] = run_procedure(call["procedure"], _student_module, arrays, call["params"])
+            finally:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+            flat, record["keys"] = flatten_outputs(outputs)
+            for name, value in flat.items():
+                info, array = describe(value)
+                record["outputs"][name] = info
+                if array is not None:
+                    saved[name] = array
+        except CallTimeout:
+            record["status"] = "timeout"
+            record["error"] = f"timeout: the call took longer than {call.get('timeout', plan.get('timeout', 10.0))} s"
+        except BaseException as exc:  # noqa: BLE001 - any student failure is a recorded result
+            if isinstance(exc, (KeyboardInterrupt,)):
+                raise
+            record["status"] = "raised"
+            record["error"] = _error_text(exc)
+        finally:
+            np.seterr(**np_state)
+        np.savez(os.path.join(outdir, f"{index}.npz"), **saved)
+        with open(os.path.join(outdir, f"{index}.json"), "w", encoding="utf-8") as f:
+            json.dump(record, f)
+    with open(os.path.join(workdir, "done"), "w", encoding="utf-8") as f:
+        f.write("ok\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
