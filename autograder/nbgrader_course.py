@@ -22,6 +22,7 @@ module is free.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shutil
 import sys
@@ -138,7 +139,19 @@ def make_api(config):
     from nbgrader.apps import NbGraderAPI
 
     _tools_on_path()
+    _cache_alembic_head()
     return NbGraderAPI(config=config)
+
+
+def _cache_alembic_head() -> None:
+    """nbgrader runs `alembic heads` in a subprocess (~1.5 s) for every new gradebook;
+    the answer is a constant of the installed nbgrader, so ask once per process."""
+    import nbgrader.api as nbapi
+
+    if not getattr(nbapi.get_alembic_version, "_nnkit_cached", False):
+        cached = functools.lru_cache(maxsize=None)(nbapi.get_alembic_version)
+        cached._nnkit_cached = True
+        nbapi.get_alembic_version = cached
 
 
 def _tools_on_path() -> None:
