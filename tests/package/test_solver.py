@@ -70,6 +70,16 @@ def toy_momentum(w, dw, config=None):
     return w + v, config
 
 
+def fresh_config_momentum(w, dw, config=None):
+    """Momentum that returns a NEW config dict (never mutates the one passed in):
+    the Solver must store what the rule returns."""
+    config = dict(config or {})
+    config.setdefault("learning_rate", 1e-2)
+    v = 0.9 * config.get("velocity", np.zeros_like(w)) - config["learning_rate"] * dw
+    config["velocity"] = v
+    return w + v, config
+
+
 def make_data(N_train=50, N_val=30, D=4, C=3, seed=0, shape=None):
     rng = np.random.RandomState(seed)
     data = {
@@ -218,6 +228,27 @@ def test_step_applies_the_rule_and_stores_the_config():
     assert s.optim_configs["b"]["t"] == 1
 
 
+def test_step_stores_the_config_the_rule_returns():
+    data = make_data(N_train=8)
+    model = ToySoftmax()
+    s = Solver(model, data, update_rule=fresh_config_momentum,
+               optim_config={"learning_rate": 0.1}, batch_size=8, seed=2, **quiet())
+    ref = ToySoftmax()
+    rng = np.random.RandomState(2)
+    v = {p: np.zeros_like(w) for p, w in ref.params.items()}
+    for _ in range(3):
+        idx = rng.randint(0, 8, size=8)
+        _, g = ref.loss(data["X_train"][idx], data["y_train"][idx])
+        for p in ref.params:
+            v[p] = 0.9 * v[p] - 0.1 * g[p]
+            ref.params[p] = ref.params[p] + v[p]
+        s._step()
+    for p in ref.params:
+        assert np.allclose(s.optim_configs[p]["velocity"], v[p])
+        assert np.allclose(model.params[p], ref.params[p])
+    assert "velocity" not in s.optim_config  # the shared settings stay clean
+
+
 def test_lr_decay_is_applied_every_epoch():
     seen = []
 
@@ -284,10 +315,11 @@ def test_best_params_are_a_copy_from_the_best_epoch_not_the_last():
     bad = np.eye(3)[:, [1, 2, 0]]      # val acc 0
     model = ToySoftmax(input_dim=3, num_classes=3)
     # batch_size 3 -> one iteration per epoch -> one check per iteration.
-    s = Solver(model, data, update_rule=scripted_rule([half, good, bad, half]),
-               batch_size=3, num_epochs=4, **quiet())
+    also_good = 2 * np.eye(3)          # val acc 1 too: a tie keeps the first
+    s = Solver(model, data, update_rule=scripted_rule([half, good, bad, also_good, half]),
+               batch_size=3, num_epochs=5, **quiet())
     s.train()
-    assert s.val_acc_history == pytest.approx([1 / 3, 1.0, 0.0, 1 / 3])
+    assert s.val_acc_history == pytest.approx([1 / 3, 1.0, 0.0, 1.0, 1 / 3])
     assert s.best_val_acc == 1.0
     assert np.array_equal(s.best_params["W"], good)
     # The model ends with the best params, and they are not shared with best_params.
@@ -305,6 +337,8 @@ def test_best_params_kept_even_when_val_acc_is_always_zero():
     s.train()
     assert s.val_acc_history == [0.0, 0.0]
     assert set(model.params) == {"W", "b"}  # not emptied (the CS231n gotcha)
+    assert set(s.best_params) == {"W", "b"}  # the first check's params were kept
+    assert s.best_val_acc == 0.0
     assert np.array_equal(model.params["W"], bad)
 
 
