@@ -708,3 +708,31 @@ def test_absurd_sizes_in_a_config_are_a_value_error(tmp_path):
     np.savez(path, **entries)
     with pytest.raises(ValueError, match="cannot build FullyConnectedNet"):
         load_model(path)
+
+
+@needs_fc
+@needs_optim
+def test_adam_checkpoint_of_a_float32_net_keeps_state_and_dtypes(tmp_path):
+    from nnkit.classifiers.fc_net import FullyConnectedNet
+
+    rng = np.random.RandomState(0)
+    data = {"X_train": rng.randn(40, 12), "y_train": rng.randint(4, size=40),
+            "X_val": rng.randn(10, 12), "y_val": rng.randint(4, size=10)}
+    model = FullyConnectedNet([6], input_dim=12, num_classes=4, dtype=np.float32, seed=0)
+    name = str(tmp_path / "fc")
+    s = Solver(model, data, update_rule="adam", batch_size=10, num_epochs=2, seed=0,
+               checkpoint_name=name, **quiet())
+    s.train()
+    ck = load_checkpoint(f"{name}_epoch_2.npz")
+    assert ck["update_rule"] == "adam" and ck["model_class"] == "FullyConnectedNet"
+    assert ck["model_config"] == model.get_config()
+    # The optimizer state is never rolled back: the last checkpoint holds the final one.
+    for p, config in s.optim_configs.items():
+        got = ck["optim_configs"][p]
+        assert got["t"] == config["t"] == 8
+        for k in ("m", "v"):
+            assert got[k].dtype == config[k].dtype
+            assert np.array_equal(got[k], config[k])
+    for p, w in s.best_params.items():
+        assert ck["best_params"][p].dtype == np.float32
+        assert np.array_equal(ck["best_params"][p], w)
