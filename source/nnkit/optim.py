@@ -44,7 +44,7 @@ def sgd(w, dw, config=None):
     """
     config = _config(config, w, dw, "sgd")
     config.setdefault("learning_rate", 1e-2)
-    _add_scaled_(w, -config["learning_rate"], dw)
+    w -= config["learning_rate"] * dw
     return w, config
 
 
@@ -77,7 +77,7 @@ def sgd_momentum(w, dw, config=None):
     # and the updated velocity in v.
     ### BEGIN SOLUTION
     v *= config["momentum"]
-    _add_scaled_(v, -config["learning_rate"], dw)
+    v -= config["learning_rate"] * dw
     w += v
     next_w = w
     ### END SOLUTION
@@ -116,11 +116,12 @@ def rmsprop(w, dw, config=None):
     # TODO: Implement the RMSprop update. Store the updated weights in next_w
     # and the updated moving average in config["cache"].
     ### BEGIN SOLUTION
-    cache, decay = config["cache"], config["decay_rate"]
+    # In place, with one scratch array: every pass over a large array costs.
+    cache = config["cache"]
     tmp = np.multiply(dw, dw)
-    tmp *= 1 - decay
-    cache *= decay
-    cache += tmp
+    tmp -= cache
+    tmp *= 1 - config["decay_rate"]
+    cache += tmp  # = decay_rate * cache + (1 - decay_rate) * dw**2
     np.sqrt(cache, out=tmp)
     tmp += config["epsilon"]
     np.divide(dw, tmp, out=tmp)
@@ -169,21 +170,24 @@ def adam(w, dw, config=None):
     # updated weights in next_w and the new m, v and t in config. To match the
     # reference, increment t BEFORE using it in any calculation.
     ### BEGIN SOLUTION
+    # In place, with one scratch array: every pass over a large array costs.
     m, v, beta1, beta2 = config["m"], config["v"], config["beta1"], config["beta2"]
     t = config["t"] = config["t"] + 1
-    tmp = np.multiply(dw, 1 - beta1)
-    m *= beta1
-    m += tmp
+    tmp = np.subtract(dw, m)
+    tmp *= 1 - beta1
+    m += tmp  # = beta1 * m + (1 - beta1) * dw
     np.multiply(dw, dw, out=tmp)
+    tmp -= v
     tmp *= 1 - beta2
-    v *= beta2
-    v += tmp
-    # tmp = sqrt(v / (1 - beta2**t)) + epsilon, then m / tmp: one scratch array
-    np.multiply(v, 1 / (1 - beta2 ** t), out=tmp)
-    np.sqrt(tmp, out=tmp)
-    tmp += config["epsilon"]
+    v += tmp  # = beta2 * v + (1 - beta2) * dw**2
+    # With s = sqrt(1 - beta2**t): mt / (sqrt(vt) + eps) = m * s / (1 - beta1**t) / (sqrt(v) + eps * s),
+    # which saves the pass that would divide v by (1 - beta2**t).
+    s = (1 - beta2 ** t) ** 0.5
+    step = config["learning_rate"] * s / (1 - beta1 ** t)
+    np.sqrt(v, out=tmp)
+    tmp += config["epsilon"] * s
     np.divide(m, tmp, out=tmp)
-    tmp *= -config["learning_rate"] / (1 - beta1 ** t)
+    tmp *= -step  # = -learning_rate * mt / (sqrt(vt) + epsilon)
     w += tmp
     next_w = w
     ### END SOLUTION
@@ -256,27 +260,6 @@ def cyclical_lr(t, eta_min=1e-5, eta_max=1e-1, n_s=500):
 # ---------------------------------------------------------------------------
 # helpers (provided)
 # ---------------------------------------------------------------------------
-_CHUNK = 1 << 15  # elements per slice: the temporary stays in the L1/L2 cache
-
-
-def _add_scaled_(y, a, x):
-    """``y += a * x`` in place, without a temporary the size of y.
-
-    Large arrays go slice by slice so that ``a * x`` never needs a fresh
-    megabyte-sized allocation (and its page faults) on every step.
-    """
-    if y.size <= _CHUNK or not (y.flags.c_contiguous and x.flags.c_contiguous):
-        y += a * x
-        return
-    yf, xf = y.reshape(-1), x.reshape(-1)
-    buf = np.empty(_CHUNK, dtype=np.result_type(y.dtype, x.dtype))
-    for start in range(0, yf.size, _CHUNK):
-        stop = min(start + _CHUNK, yf.size)
-        tmp = buf[: stop - start]
-        np.multiply(xf[start:stop], a, out=tmp)
-        yf[start:stop] += tmp
-
-
 def _config(config, w, dw, name):
     if config is None:
         config = {}

@@ -145,3 +145,10 @@ def test_cyclical_lr_hand_values():
     assert f(1600) == pytest.approx(hi - 0.2 * (hi - lo))
     with pytest.raises(ValueError):
         optim.cyclical_lr(3, n_s=0)
+
+
+@pytest.mark.parametrize("rule", [optim.sgd, optim.sgd_momentum, optim.rmsprop, optim.adam])
+def test_zero_learning_rate_leaves_weights(rule):
+    w0, (dw, _, _) = arrays(seed=6)
+    w, _ = rule(w0.copy(), dw, {"learning_rate": 0.0})
+    np.testing.assert_array_equal(w, w0)
