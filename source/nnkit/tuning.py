@@ -150,7 +150,7 @@ class TuningResults:
             cells = [str(r["trial"])] + ([str(r.get("round", 1))] if show_round else [])
             cells += [_fmt_param(r["params"].get(n, "")) for n in names]
             cells += [f"{r['best_val_acc']:.3f}", f"{r['train_acc']:.3f}",
-                      f"{r['loss']:.4g}", f"{r['seconds']:.1f}"]
+                      f"{r['loss']:.4g}", f"{r['seconds']:.2f}"]
             body.append(cells)
         return header, body
 
