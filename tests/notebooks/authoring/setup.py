@@ -36,14 +36,12 @@ else:
 
 # %autoreload picks up your edits to nnkit/*.py. IPython's autoreload imports the module
 # `imp`, which Python 3.12 (Colab) no longer has: give it a small stand-in.
-if "imp" not in sys.modules:
-    try:
-        import imp  # noqa: F401
-    except ImportError:
-        import importlib
-        import types
-        sys.modules["imp"] = types.ModuleType("imp")
-        sys.modules["imp"].reload = importlib.reload
+import importlib
+import importlib.util
+import types
+if "imp" not in sys.modules and importlib.util.find_spec("imp") is None:
+    sys.modules["imp"] = types.ModuleType("imp")
+    sys.modules["imp"].reload = importlib.reload
 try:
     get_ipython().run_line_magic("load_ext", "autoreload")
     get_ipython().run_line_magic("autoreload", "2")
@@ -86,7 +84,6 @@ def check_close(what, got, expected, tol, cause=""):
     assert err < tol, (
         f"{what}: relative error {err:.2e}, more than the {tol:.0e} allowed.\n"
         f"  expected {_show(expected)}\n  got      {_show(got)}\n  {cause}")
-    return err
 
 
 print(f"nnkit from {sys.path[0]}; dataset {DATASET!r}; grading: {GRADING}")
