@@ -130,7 +130,7 @@ def build_report(checks, calls, ref_outcomes, outcomes, points):
 
 
 def check_package(package_dir, assignment, seed=None, student_id=None, secret=None, sandbox=True, *,
-                  dataset=None, models_dir=None):
+                  dataset=None, models_dir=None, call_timeout=None, wall_seconds=120.0):
     """Run the trusted checks of ``assignment`` on the nnkit package at ``package_dir``.
 
     Parameters
@@ -151,6 +151,10 @@ def check_package(package_dir, assignment, seed=None, student_id=None, secret=No
         With ``models_dir``: also evaluate the saved models on this dataset (``check_models``).
     models_dir : path or None
         The submission's ``models/`` folder.
+    call_timeout : float or None
+        Seconds allowed per call (default: each call's own, 10 to 30 s).
+    wall_seconds : float
+        Wall-time limit of one runner process.
 
     Returns
     -------
@@ -174,7 +178,7 @@ def check_package(package_dir, assignment, seed=None, student_id=None, secret=No
     started = time.perf_counter()
     calls, checks = _checks.build_plan(seed)
     refs = reference_outcomes(seed, calls)
-    outcomes = run_calls(package_dir, calls, sandbox=sandbox)
+    outcomes = run_calls(package_dir, calls, sandbox=sandbox, call_timeout=call_timeout, wall_seconds=wall_seconds)
     report = build_report(checks, calls, refs, outcomes, points_for(assignment))
     if models_dir is not None and dataset is not None:
         models = check_models(Path(models_dir).parent, assignment, dataset)

@@ -194,10 +194,11 @@ def proc_optim(mod, a, p):
     config = None if p.get("config") is None else dict(p["config"])
     rec = {}
     for k in range(p["steps"]):
+        # Rules may update w in place: keep the weights before the step.
+        before = np.array(w, dtype=np.float64, copy=True)
         result = rule(w, a[f"dw{k}"], config)
         if not isinstance(result, tuple) or len(result) != 2:
             raise TypeError(f"{p['fn']} must return (next_w, config), got {type(result).__name__}")
-        before = w.copy() if isinstance(w, np.ndarray) else w
         w, config = result
         if not isinstance(config, dict):
             raise TypeError(f"{p['fn']} must return its config dict, got {type(config).__name__}")

@@ -1,0 +1,125 @@
+"""Build mutant, stubbed and reference packages and submissions for tests.
+
+Used by the trusted-check tests here and meant for the grading tests too::
+
+    import importlib.util, pathlib
+    spec = importlib.util.spec_from_file_location(
+        "mutation_kit", pathlib.Path(REPO_ROOT, "tests/trusted/mutation_kit.py"))
+    kit = importlib.util.module_from_spec(spec); spec.loader.exec_module(kit)
+    zip_path = kit.build_mutant_submission(kit.MUTANTS[0], tmp_path / "alice.zip")
+
+Nothing here imports nnkit.
+"""
+from __future__ import annotations
+
+import importlib.util
+import re
+import shutil
+import sys
+import zipfile
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+REFERENCE = REPO_ROOT / "source" / "nnkit"
+RELEASE = REPO_ROOT / "assignments" / "fcnets" / "nnkit"
+SOURCE_ASSIGNMENT = REPO_ROOT / "source" / "fcnets"
+
+_spec = importlib.util.spec_from_file_location("trusted_mutants", Path(__file__).with_name("mutants.py"))
+_mutants = sys.modules.setdefault("trusted_mutants", importlib.util.module_from_spec(_spec))
+_spec.loader.exec_module(_mutants)
+MUTANTS, ACCEPTED, Mutant = _mutants.MUTANTS, _mutants.ACCEPTED, _mutants.Mutant
+
+
+class CatalogError(AssertionError):
+    """A mutant no longer applies to the reference: update the catalog."""
+
+
+def copy_reference(dest):
+    """A copy of the reference package at ``dest/nnkit`` (no caches); returns the package path."""
+    dest = Path(dest) / "nnkit"
+    shutil.copytree(REFERENCE, dest, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    return dest
+
+
+def mutated_text(mutant):
+    """The text of the mutant's module after its edits; each ``old`` must occur exactly once."""
+    text = (REFERENCE / mutant.module).read_text(encoding="utf-8")
+    for old, new in mutant.edits:
+        n = text.count(old)
+        if n != 1:
+            raise CatalogError(f"mutant {mutant.id}: {old!r} occurs {n} times in source/nnkit/{mutant.module} "
+                               "(expected exactly once); the reference changed, update tests/trusted/mutants.py")
+        text = text.replace(old, new)
+    compile(text, mutant.module, "exec")
+    return text
+
+
+def make_mutant_package(mutant, dest):
+    """A copy of the reference package with the mutant applied; returns the package path."""
+    pkg = copy_reference(dest)
+    (pkg / mutant.module).write_text(mutated_text(mutant), encoding="utf-8")
+    return pkg
+
+
+_REGION = re.compile(r"^([ \t]*)### BEGIN SOLUTION[ \t]*\n.*?^[ \t]*### END SOLUTION[ \t]*\n", re.M | re.S)
+
+
+def stub_text(text):
+    """Replace every solution region by ``raise NotImplementedError`` at the region's indentation."""
+    return _REGION.sub(lambda m: f'{m.group(1)}raise NotImplementedError("see the TODO above")\n', text)
+
+
+def make_stub_package(dest):
+    """The untouched student release: the committed one when present, else a stubbed copy of the reference."""
+    if (RELEASE / "__init__.py").is_file():
+        target = Path(dest) / "nnkit"
+        shutil.copytree(RELEASE, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        return target
+    pkg = copy_reference(dest)
+    for path in pkg.rglob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        stubbed = stub_text(text)
+        if stubbed != text:
+            compile(stubbed, str(path), "exec")
+            path.write_text(stubbed, encoding="utf-8")
+    return pkg
+
+
+def build_mutant_submission(mutant, zip_path, notebooks_dir=SOURCE_ASSIGNMENT, student_modules=None):
+    """A submission zip: the reference notebooks, the student modules with the mutant applied.
+
+    Parameters
+    ----------
+    mutant : Mutant or None
+        None gives the reference submission.
+    zip_path : path of the zip to write (its stem is the student id)
+    notebooks_dir : folder holding the assignment's notebooks (and ``models/`` if any)
+    student_modules : list of "nnkit/..." paths (default: the manifest's)
+
+    Returns
+    -------
+    Path of the zip.
+    """
+    if student_modules is None:
+        import tomllib
+
+        manifest = tomllib.loads((SOURCE_ASSIGNMENT / "manifest.toml").read_text(encoding="utf-8"))
+        student_modules = manifest["student_modules"]
+        saved_models = manifest.get("saved_models", [])
+    else:
+        saved_models = []
+    zip_path = Path(zip_path)
+    zip_path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED) as z:
+        for nb in sorted(Path(notebooks_dir).glob("*.ipynb")):
+            z.write(nb, nb.name)
+        for rel in saved_models:
+            if (Path(notebooks_dir) / rel).is_file():
+                z.write(Path(notebooks_dir) / rel, rel)
+        for rel in student_modules:
+            module = rel.split("nnkit/", 1)[1]
+            if mutant is not None and module == mutant.module:
+                z.writestr(rel, mutated_text(mutant))
+            else:
+                z.write(REFERENCE / module, rel)
+    return zip_path
