@@ -1,0 +1,256 @@
+"""The sandboxed notebook kernel (autograder.sandbox_kernel), attacked through nbclient.
+
+The kernels run exactly as nbgrader's Execute runs them (nbclient with an async
+kernel manager); the last test goes through nbgrader's autograde itself with
+``sandbox_kernel_config``. Every hostile loop is bounded by a cell timeout or the
+notebook wall limit.
+"""
+import os
+import socket
+import sys
+import textwrap
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
+from nbformat.v4 import new_code_cell, new_notebook
+
+from autograder import sandbox
+from autograder.sandbox import Limits
+from autograder.sandbox_kernel import SandboxedKernelManager, kernel_outcomes, sandbox_kernel_config
+
+KERNELSPEC = {"name": "python3", "display_name": "Python 3", "language": "python"}
+
+
+def notebook(*cells):
+    return new_notebook(cells=[new_code_cell(textwrap.dedent(c)) for c in cells], metadata={"kernelspec": KERNELSPEC})
+
+
+def execute(nb, workdir, *, timeout=10, sandboxed=True, **traits):
+    """Run ``nb`` with cwd ``workdir`` like nbgrader does; return (manager, exception or None)."""
+    client = NotebookClient(
+        nb, timeout=timeout, allow_errors=True, interrupt_on_timeout=True,
+        resources={"metadata": {"path": str(workdir)}},
+        **({"kernel_manager_class": SandboxedKernelManager} if sandboxed else {}),
+    )
+    km = client.km = client.create_kernel_manager()
+    for name, value in traits.items():
+        setattr(km, name, value)
+    try:
+        client.execute()
+    except (DeadKernelError, CellTimeoutError) as exc:
+        return km, exc
+    return km, None
+
+
+def texts(cell):
+    return "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
+
+
+def host_pids_with(token):
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if token.encode() in Path(f"/proc/{entry}/cmdline").read_bytes():
+                    found.append(int(entry))
+            except OSError:
+                pass
+    return found
+
+
+def test_kernel_sees_only_its_working_copy_and_no_network(course, monkeypatch):
+    monkeypatch.setenv("NNKIT_COURSE_SECRET", "s3cr3t")
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    port = listener.getsockname()[1]
+    probe = f"""
+        import os, socket
+        hits = []
+        for p in {[str(course[k]) for k in ("gradebook", "config")] + [str(course["source"]), str(course["other"])]!r}:
+            hits.append(os.path.exists(p))
+        try:
+            socket.create_connection(("127.0.0.1", {port}), timeout=2).close(); hits.append(True)
+        except OSError:
+            hits.append(False)
+        hits.append("NNKIT_COURSE_SECRET" in os.environ)
+        open("written.txt", "w").write("mine")
+        print(hits)
+    """
+    try:
+        nb = notebook(probe)
+        km, exc = execute(nb, course["work"])
+        assert exc is None
+        assert texts(nb.cells[0]).strip() == str([False] * 6)
+        assert (course["work"] / "written.txt").read_text() == "mine"
+        assert not os.path.exists(km._runtime_dir), "the per-kernel runtime folder was left behind"
+        assert kernel_outcomes(course["work"])[-1]["reason"] is None
+        # Control: an ordinary kernel running the same cell sees all of it.
+        nb = notebook(probe)
+        _, exc = execute(nb, course["work"], sandboxed=False)
+        assert exc is None and texts(nb.cells[0]).strip() == str([True] * 6)
+    finally:
+        listener.close()
+
+
+def test_os_exit_ends_run_with_reason_and_next_run_works(course):
+    nb = notebook("import os; os._exit(3)", "print('never')")
+    _, exc = execute(nb, course["work"])
+    assert isinstance(exc, DeadKernelError)
+    assert kernel_outcomes(course["work"])[-1]["reason"] == "died"
+    nb = notebook("print(6 * 7)")
+    _, exc = execute(nb, course["work"])
+    assert exc is None and texts(nb.cells[0]) == "42\n"
+
+
+def test_interrupt_reaches_kernel_without_killing_it(course):
+    nb = notebook("import time; time.sleep(60)", "print('after')")
+    _, exc = execute(nb, course["work"], timeout=2)
+    assert exc is None
+    assert nb.cells[0].outputs[-1].get("ename") == "KeyboardInterrupt"
+    assert texts(nb.cells[1]) == "after\n"
+
+
+def test_sigint_ignoring_loop_and_its_orphans_die_at_wall_limit(course):
+    token = f"nnkit-korphan-{uuid.uuid4().hex}"
+    beat = course["work"] / "heartbeat"
+    nb = notebook(f"""
+        import os, signal, sys
+        if os.fork() == 0:
+            os.setsid()
+            if os.fork() == 0:
+                os.execv(sys.executable, [sys.executable, "-c",
+                    "import signal, time\\n"
+                    "for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP): signal.signal(s, signal.SIG_IGN)\\n"
+                    "n = 0\\n"
+                    "while True:\\n"
+                    "    n += 1; open({str(beat)!r}, 'w').write(str(n)); time.sleep(0.05)\\n",
+                    {token!r}])
+            os._exit(0)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        while True:
+            pass
+    """, "print('after')")
+    t0 = time.monotonic()
+    km, exc = execute(nb, course["work"], timeout=2, wall_seconds=8)
+    assert exc is not None  # the run ends (DeadKernelError or an IOPub timeout), it does not hang
+    assert time.monotonic() - t0 < 40
+    assert kernel_outcomes(course["work"])[-1]["reason"] == "timeout"
+    assert beat.exists(), "the grandchild never ran, so this test proves nothing"
+    time.sleep(0.3)
+    before = beat.read_text()
+    time.sleep(0.5)
+    assert beat.read_text() == before, "a grandchild outlived the kernel"
+    assert host_pids_with(token) == []
+    nb = notebook("print('next')")
+    _, exc = execute(nb, course["work"])
+    assert exc is None and texts(nb.cells[0]) == "next\n"
+
+
+def test_output_limit_cuts_and_stops_kernel(course):
+    nb = notebook("""
+        import sys
+        chunk = "y" * (1 << 20)
+        for _ in range(100):
+            sys.stdout.write(chunk)
+            sys.stdout.flush()
+    """, "print('after')")
+    _, exc = execute(nb, course["work"], timeout=30, output_bytes=1 << 20)
+    out = texts(nb.cells[0])
+    assert len(out.encode()) <= (1 << 20) + 200
+    assert "output limit of 1048576 bytes reached" in out
+    assert kernel_outcomes(course["work"])[-1]["reason"] == "output"
+    assert isinstance(exc, DeadKernelError)
+
+
+def test_memory_bomb_fails_in_kernel_which_survives(course):
+    nb = notebook("import numpy as np\na = np.ones(8 << 27)", "print('alive')")
+    _, exc = execute(nb, course["work"], memory_bytes=2 << 30)
+    assert exc is None
+    assert "MemoryError" in nb.cells[0].outputs[-1].get("ename", "")
+    assert texts(nb.cells[1]) == "alive\n"
+
+
+def test_fork_bomb_in_kernel_is_contained(course):
+    if sandbox.process_limit_mode() == "none":
+        pytest.xfail("root without a writable pids cgroup: no process cap here, only the PID namespace")
+    nb = notebook("""
+        import os, time
+        started = 0
+        for i in range(400):
+            try:
+                pid = os.fork()
+            except OSError:
+                break
+            if pid == 0:
+                time.sleep(30); os._exit(0)
+            started += 1
+        print(started)
+    """)
+    _, exc = execute(nb, course["work"], timeout=20, max_processes=60)
+    assert exc is None
+    # The kernel's own threads count too, so fewer than 60 children can start.
+    assert 0 < int(texts(nb.cells[0])) < 60
+
+
+def test_nbgrader_autograde_uses_the_sandbox(course, monkeypatch):
+    from nbgrader.apps import NbGraderAPI
+    from traitlets.config import Config
+
+    # nbgrader runs `alembic` from PATH when it creates the gradebook.
+    monkeypatch.setenv("PATH", os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
+    root = course["root"]
+
+    def cell(src, **nbg):
+        c = new_code_cell(src)
+        c.metadata["nbgrader"] = {"schema_version": 3, "locked": False, "solution": False, "grade": False, **nbg}
+        return c
+
+    nb = new_notebook(cells=[
+        cell("def f(x):\n    ### BEGIN SOLUTION\n    return 2 * x\n    ### END SOLUTION", solution=True, grade_id="sol"),
+        cell("assert f(2) == 4", grade=True, grade_id="test_f", points=1, locked=True),
+    ], metadata={"kernelspec": KERNELSPEC})
+    (root / "source" / "ps1").mkdir()
+    nbformat.write(nb, root / "source" / "ps1" / "p.ipynb")
+    db = root / "gradebook.db"
+    db.unlink()  # the fixture's fake; nbgrader makes a real one
+
+    def api(extra=None):
+        c = Config()
+        c.CourseDirectory.root = str(root)
+        c.CourseDirectory.db_url = f"sqlite:///{db}"
+        c.Execute.timeout = 10
+        if extra is not None:
+            c.merge(extra)
+        return NbGraderAPI(config=c)
+
+    assert api().generate_assignment("ps1")["success"]
+    sub = root / "submitted" / "mallory" / "ps1"
+    sub.mkdir(parents=True)
+    attack = nbformat.read(root / "release" / "ps1" / "p.ipynb", as_version=4)
+    attack.cells[0].source = textwrap.dedent(f"""
+        def f(x):
+            return 2 * x
+        import os
+        seen = [os.path.exists(p) for p in ({str(db)!r}, {str(root / 'source')!r}, {str(course['config'])!r})]
+        print(seen)
+        try:  # lands, at most, in the sandbox's private /tmp: the host file must not change
+            open({str(course['config'])!r}, "a").write("print('PWNED')")
+        except OSError:
+            pass
+    """)
+    nbformat.write(attack, sub / "p.ipynb")
+    config_before = course["config"].read_text()
+    work = root / "autograded" / "mallory" / "ps1"
+    result = api(sandbox_kernel_config(work, Limits(wall_seconds=60))).autograde("ps1", "mallory", force=True)
+    assert result["success"], result.get("error")
+    graded = nbformat.read(work / "p.ipynb", as_version=4)
+    assert texts(graded.cells[0]).strip() == "[False, False, False]"
+    assert course["config"].read_text() == config_before
+    assert kernel_outcomes(work)[-1]["reason"] is None  # proves the sandboxed manager ran it
