@@ -137,7 +137,7 @@ def accuracy(model, X, y, batch_size=500):
     return correct / len(X)
 
 
-def check_models(submission_dir, assignment, dataset, points=None):
+def check_models(submission_dir, assignment, dataset, points=None, manifest=None):
     """Evaluate every saved model of the submission on the grader's split of ``dataset``.
 
     Parameters
@@ -149,6 +149,8 @@ def check_models(submission_dir, assignment, dataset, points=None):
         ``"embedded"``, ``"cifar10"``, ... (the grading run's dataset, never the student's choice).
     points : dict or None
         grade_id -> points (default: the manifest's, else 1 each).
+    manifest : autograder.manifest.Manifest or None
+        Default: ``load_manifest(assignment)``; its thresholds and saved models are used.
 
     Returns
     -------
@@ -157,7 +159,8 @@ def check_models(submission_dir, assignment, dataset, points=None):
     """
     from ..manifest import load_manifest
 
-    manifest = load_manifest(assignment)
+    if manifest is None:
+        manifest = load_manifest(assignment)
     if points is None:
         points = {g: float(manifest.points.get(g, 1.0)) for g, *_ in MODELS.values()}
     rows, by_grade = [], {}
