@@ -71,7 +71,7 @@ _DEFAULT_SIZES = {
     "mnist": (59000, 1000, 10000),
     "embedded": (None, None, None),
 }
-_CACHE_FORMAT = 1
+_CACHE_FORMAT = 2  # 2: CIFAR-10 stored channels first
 
 
 class DatasetNotFoundError(FileNotFoundError):
@@ -180,10 +180,7 @@ def _read_cifar_batch_uint8(filename) -> tuple[np.ndarray, np.ndarray]:
 
 def _cifar_rows_to_nhwc(rows: np.ndarray, dtype=np.float64) -> np.ndarray:
     """rows: (N, 3072) in R, G, B planes -> (N, 32, 32, 3) C-contiguous ``dtype``."""
-    out = np.empty((len(rows), 32, 32, 3), dtype=dtype)
-    # One casting copy from the transposed view (astype of the view would keep its strides).
-    np.copyto(out, rows.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), casting="unsafe")
-    return out
+    return _to_view(rows.reshape(-1, 3, 32, 32), channels_first=False, dtype=dtype, chw=True)
 
 
 def load_CIFAR_batch(filename):
@@ -203,7 +200,8 @@ def load_CIFAR_batch(filename):
 
 
 def _cifar_uint8(folder: Path) -> dict:
-    """Xtr (50000, 32, 32, 3) uint8, ytr, Xte (10000, 32, 32, 3) uint8, yte from the batches."""
+    """Xtr (50000, 3, 32, 32) uint8, ytr, Xte (10000, 3, 32, 32) uint8, yte from the batches
+    (channels first: the stored layout, so no transposition)."""
     missing = [n for n in CIFAR_TRAIN_FILES + (CIFAR_TEST_FILE,) if not (folder / n).is_file()]
     if missing:
         raise DatasetNotFoundError(f"CIFAR-10 batches missing in {folder}: {', '.join(missing)}")
@@ -211,8 +209,8 @@ def _cifar_uint8(folder: Path) -> dict:
     test_rows, yte = _read_cifar_batch_uint8(folder / CIFAR_TEST_FILE)
     train_rows = np.concatenate([p[0] for p in parts])
     ytr = np.concatenate([p[1] for p in parts])
-    to_hwc = lambda rows: np.ascontiguousarray(rows.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
-    return {"Xtr": to_hwc(train_rows), "ytr": ytr, "Xte": to_hwc(test_rows), "yte": yte}
+    return {"Xtr": train_rows.reshape(-1, 3, 32, 32), "ytr": ytr,
+            "Xte": test_rows.reshape(-1, 3, 32, 32), "yte": yte}
 
 
 def load_CIFAR10(root):
@@ -230,12 +228,16 @@ def load_CIFAR10(root):
     Yte : (10000,) int64
     """
     root = Path(root)
-    try:
-        raw = _cifar_uint8(root)
-    except DatasetNotFoundError as exc:
-        raise DatasetNotFoundError(f"{exc}. Fix: {_fetch_hint('cifar10', root.parent)}") from None
-    return (raw["Xtr"].astype(np.float64), raw["ytr"],
-            raw["Xte"].astype(np.float64), raw["yte"])
+    missing = [n for n in CIFAR_TRAIN_FILES + (CIFAR_TEST_FILE,) if not (root / n).is_file()]
+    if missing:
+        raise DatasetNotFoundError(f"CIFAR-10 batches missing in {root}: {', '.join(missing)}. "
+                                   f"Fix: {_fetch_hint('cifar10', root.parent)}")
+    parts = [_read_cifar_batch_uint8(root / n) for n in CIFAR_TRAIN_FILES]
+    test_rows, Yte = _read_cifar_batch_uint8(root / CIFAR_TEST_FILE)
+    # One casting copy per split, straight from the stored rows to float64 NHWC.
+    Xtr = _cifar_rows_to_nhwc(np.concatenate([p[0] for p in parts]))
+    Ytr = np.concatenate([p[1] for p in parts])
+    return Xtr, Ytr, _cifar_rows_to_nhwc(test_rows), Yte
 
 
 def get_CIFAR10_data(num_training=49000, num_validation=1000, num_test=1000, subtract_mean=True):
@@ -559,7 +561,7 @@ def _raw_uint8(name: str, folder: Path) -> dict:
         files = [src / n for n in CIFAR_TRAIN_FILES + (CIFAR_TEST_FILE,)]
         sources = files if all(p.is_file() for p in files) else None
         try:
-            return _cached_uint8(name, folder, sources, lambda: _cifar_uint8(src), (32, 32, 3))
+            return _cached_uint8(name, folder, sources, lambda: _cifar_uint8(src), (3, 32, 32))
         except DatasetNotFoundError:
             raise DatasetNotFoundError(
                 f"CIFAR-10 not found: expected {src}/data_batch_1..5 and test_batch. "
@@ -620,17 +622,31 @@ def _take(idx: np.ndarray, n: int | None, what: str, name: str) -> np.ndarray:
     return idx[:n]
 
 
-def _to_view(images: np.ndarray, channels_first: bool, dtype) -> np.ndarray:
-    """images: (N, 32, 32, 3) or gray (N, 32, 32), any real dtype -> the CIFAR-shaped view
-    (N, 3, 32, 32) or (N, 32, 32, 3) in ``dtype``, C-contiguous, one casting copy."""
+def _to_view(images: np.ndarray, channels_first: bool, dtype, chw: bool = False) -> np.ndarray:
+    """Images -> the CIFAR-shaped view in ``dtype``, C-contiguous, in one casting copy.
+
+    Parameters
+    ----------
+    images : (N, 32, 32, 3), or (N, 3, 32, 32) when ``chw``, or gray (N, 32, 32); any real dtype
+    channels_first : output (N, 3, 32, 32) if True, else (N, 32, 32, 3)
+
+    Returns
+    -------
+    X : (N, 3, 32, 32) or (N, 32, 32, 3) ``dtype``
+    """
     n = len(images)
     if images.ndim == 3:  # gray: the same plane in all three channels
         src = images[:, None, :, :] if channels_first else images[:, :, :, None]
+    elif chw:
+        src = images if channels_first else images.transpose(0, 2, 3, 1)
     else:
         src = images.transpose(0, 3, 1, 2) if channels_first else images
     shape = (n, 3, 32, 32) if channels_first else (n, 32, 32, 3)
     out = np.empty(shape, dtype=dtype)
-    np.copyto(out, np.broadcast_to(src, shape), casting="unsafe")
+    # In blocks of 1000 images: a transposing copy stays in the caches (1.5x faster).
+    for i in range(0, n, 1000):
+        np.copyto(out[i:i + 1000], np.broadcast_to(src[i:i + 1000], (len(out[i:i + 1000]),) + shape[1:]),
+                  casting="unsafe")
     return out
 
 
@@ -692,7 +708,7 @@ def load_dataset(name=None, *, num_training=None, num_validation=None, num_test=
 
     data = {}
     for split, (X, y) in parts.items():
-        data[f"X_{split}"] = _to_view(X, channels_first, dtype)
+        data[f"X_{split}"] = _to_view(X, channels_first, dtype, chw=(name == "cifar10"))
         data[f"y_{split}"] = np.ascontiguousarray(y, dtype=np.int64)
     if subtract_mean:
         if len(data["X_train"]) == 0:
