@@ -20,6 +20,7 @@ import hashlib
 import json
 import sys
 import time
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -37,12 +38,16 @@ __all__ = ["check_package", "check_package_command", "check_models", "derive_see
 
 SUPPORTED = ("fcnets",)
 
-_reference_cache: dict[int, list[Outcome]] = {}
+# Reference outcomes of the last few seeds (a class is graded student after student, each
+# with its own seed; the mutation suite reuses one seed).
+_reference_cache: OrderedDict[int, list[Outcome]] = OrderedDict()
+_CACHE_SEEDS = 8
 
 
 def reference_outcomes(seed, calls):
     """The reference's outcome of every call (computed once per seed in this process)."""
     if seed in _reference_cache:
+        _reference_cache.move_to_end(seed)
         return _reference_cache[seed]
     state = np.random.get_state()  # the procedures seed numpy's global generator; give the caller theirs back
     old = np.seterr(all="ignore")
@@ -66,6 +71,8 @@ def reference_outcomes(seed, calls):
         np.random.set_state(state)
         np.seterr(**old)
     _reference_cache[seed] = outcomes
+    while len(_reference_cache) > _CACHE_SEEDS:
+        _reference_cache.popitem(last=False)
     return outcomes
 
 
@@ -202,6 +209,8 @@ def check_package_command(path, assignment, json=False, seed=None):
 
     use_sandbox = _sandbox.available()
     try:
+        if seed is not None and not str(seed).isdigit():
+            raise ValueError(f"--seed must be a non-negative integer, got {seed!r}")
         report = check_package(path, assignment, seed=None if seed is None else int(seed), sandbox=use_sandbox)
     except (PackageError, SecretError, ValueError) as exc:
         print(f"check-package: {exc}", file=sys.stderr)

@@ -128,3 +128,21 @@ def test_cli_prints_one_json_object():
     report = json.loads(proc.stdout)
     assert report["score"] == report["max_score"] > 0
     assert {c["status"] for c in report["checks"]} == {"passed"}
+
+
+def test_strange_return_values_fail_with_messages_never_a_crash(kit, tmp_path, use_sandbox):
+    pkg = kit.copy_reference(tmp_path)
+    edit(pkg, "layers.py", "    cache = (x, w, b)\n    return out, cache",
+         "    cache = (x, w, b)\n    return 'abc', cache")
+    edit(pkg, "layers.py", "    cache = x\n    return out, cache", "    cache = x\n    return np.array([object()]), cache")
+    edit(pkg, "layers.py", "    return float(loss), dx\n\n\ndef softmax_loss",
+         "    return [loss], dx.tolist()\n\n\ndef softmax_loss")
+    edit(pkg, "layers.py", "    cache = out\n    return out, cache", "    cache = out\n    return (x for x in [1]), cache")
+    r = check_package(pkg, "fcnets", seed=SEED, sandbox=use_sandbox)
+    rows = {c["id"]: c for c in r["checks"]}
+    for cid, words in (("affine_forward.values_2d", "numpy.ndarray"), ("relu_forward.values", "numpy.ndarray"),
+                       ("svm_loss.loss_random", "number"), ("svm_loss.dx_random", "numpy.ndarray"),
+                       ("sigmoid_forward.values", "numpy.ndarray")):
+        assert rows[cid]["status"] == "failed" and words in rows[cid]["message"], rows[cid]
+    assert rows["softmax_loss.loss_random"]["status"] == "passed"
+    json.dumps(r)
