@@ -47,9 +47,11 @@ Which limits are enforced, and how
   true for root on this machine); otherwise ``RLIMIT_NPROC``, which works when
   the grader is not root (bwrap then runs in its own user namespace, where the
   count is per namespace). Root ignores ``RLIMIT_NPROC``, so as root without a
-  writable cgroup the process count is bounded only by the PID namespace
-  (everything dies at the end), ``RLIMIT_AS`` and the wall time; :func:`process_limit_mode`
-  says which one applies.
+  writable cgroup a watcher thread counts the sandbox's processes every 20 ms
+  and kills the whole sandbox past the cap (reason ``"killed"``); a fork bomb
+  can overshoot for one period, and the PID namespace still guarantees that
+  nothing outlives the run. :func:`process_limit_mode` says which one applies
+  (``"cgroup"``, ``"rlimit"``, ``"watch"``).
 - file size (``file_bytes``): ``RLIMIT_FSIZE`` (a write past it fails with
   ``EFBIG``; Python ignores SIGXFSZ) and the size of the ``/tmp`` tmpfs.
 - output (``output_bytes``): stdout and stderr are read by the grader; each is
@@ -83,6 +85,8 @@ __all__ = [
     "sandbox_env",
     "process_limit_mode",
     "PidsCgroup",
+    "ProcessCountWatch",
+    "count_descendants",
 ]
 
 
@@ -303,6 +307,7 @@ def _cgroup_pids_root() -> Path | None:
         except (OSError, StopIteration):
             pass
     for c in candidates:
+        _remove_stale_cgroups(c)
         probe = c / f"nnkit-probe-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         try:
             probe.mkdir()
@@ -316,6 +321,24 @@ def _cgroup_pids_root() -> Path | None:
     return None
 
 
+def _remove_stale_cgroups(root: Path) -> None:
+    """Remove empty per-run cgroups left by grader processes that died (their pid is gone)."""
+    try:
+        entries = list(root.glob("nnkit-sandbox-*"))
+    except OSError:
+        return
+    for d in entries:
+        try:
+            owner = int(d.name.split("-")[2])
+        except (IndexError, ValueError):
+            continue
+        if owner != os.getpid() and not os.path.exists(f"/proc/{owner}"):
+            try:
+                d.rmdir()  # fails harmlessly if processes are still in it
+            except OSError:
+                pass
+
+
 _pids_root_cache: list = []
 
 
@@ -326,10 +349,10 @@ def _pids_root() -> Path | None:
 
 
 def process_limit_mode() -> str:
-    """How ``max_processes`` is enforced here: ``"cgroup"``, ``"rlimit"`` or ``"none"`` (root, no cgroup)."""
+    """How ``max_processes`` is enforced here: ``"cgroup"``, ``"rlimit"`` or ``"watch"`` (root, no cgroup)."""
     if _pids_root() is not None:
         return "cgroup"
-    return "rlimit" if os.geteuid() != 0 else "none"
+    return "rlimit" if os.geteuid() != 0 else "watch"
 
 
 class PidsCgroup:
@@ -376,6 +399,50 @@ class PidsCgroup:
                 return
             except OSError:
                 time.sleep(0.02)  # zombies not yet reaped
+
+
+def count_descendants(pid: int) -> int:
+    """Processes below ``pid`` (children of every thread, recursively), read from /proc."""
+    count, stack = 0, [pid]
+    while stack:
+        p = stack.pop()
+        try:
+            tids = os.listdir(f"/proc/{p}/task")
+        except OSError:
+            continue
+        for tid in tids:
+            try:
+                kids = Path(f"/proc/{p}/task/{tid}/children").read_text().split()
+            except OSError:
+                continue
+            count += len(kids)
+            stack.extend(int(k) for k in kids)
+    return count
+
+
+class ProcessCountWatch(threading.Thread):
+    """Fallback process cap (root without a pids cgroup): poll the tree, kill it past the cap.
+
+    A poll every 20 ms cannot stop a fork bomb from overshooting for a moment, but
+    it ends it within one period, and the PID namespace guarantees nothing survives.
+    """
+
+    def __init__(self, root_pid: int, max_processes: int, on_exceed, period: float = 0.02):
+        super().__init__(daemon=True)
+        self.root_pid, self.max_processes, self.on_exceed, self.period = root_pid, max_processes, on_exceed, period
+        self.stopped = threading.Event()
+        self.exceeded = False
+
+    def run(self):
+        while not self.stopped.wait(self.period):
+            # The outer bwrap and the namespace's init are not the student's processes.
+            if count_descendants(self.root_pid) - 1 > self.max_processes:
+                self.exceeded = True
+                self.on_exceed()
+                return
+
+    def stop(self):
+        self.stopped.set()
 
 
 def limited_argv(argv: Sequence[str], limits: Limits, *, nproc: bool) -> list[str]:
@@ -514,6 +581,10 @@ def _run_cmd(cmd, limits: Limits, env, stdin, cgroup) -> SandboxResult:
     err = _Capture(proc.stderr, limits.output_bytes, count)
     out.start()
     err.start()
+    watch = None
+    if cgroup is None and os.geteuid() == 0:  # root ignores RLIMIT_NPROC: poll instead
+        watch = ProcessCountWatch(proc.pid, limits.max_processes, lambda: _kill(proc, None))
+        watch.start()
     if stdin:
         threading.Thread(target=_feed, args=(proc.stdin, stdin), daemon=True).start()
     else:
@@ -535,6 +606,8 @@ def _run_cmd(cmd, limits: Limits, env, stdin, cgroup) -> SandboxResult:
             _kill(proc, cgroup)
             break
     proc.wait()
+    if watch is not None:
+        watch.stop()
     # The namespace is gone with bwrap; the pipes close once every holder died.
     out.join(5)
     err.join(5)
@@ -544,6 +617,8 @@ def _run_cmd(cmd, limits: Limits, env, stdin, cgroup) -> SandboxResult:
         reason = "output"  # the command ended by itself but printed too much
     rc = proc.returncode
     stderr = err.value()
+    if reason is None and watch is not None and watch.exceeded:
+        reason = "killed"  # more than max_processes processes
     if reason is None and rc > 128:
         sig = rc - 128
         reason = "timeout" if sig == signal.SIGXCPU else "killed"

@@ -28,8 +28,10 @@ Why the kernel ended is recorded: :func:`kernel_outcomes` ``(workdir)`` lists on
 dict per kernel started for that working copy, e.g. ``{"reason": "timeout",
 "returncode": -9, "stderr_tail": "..."}``, with reason ``None`` (normal
 shutdown), ``"timeout"`` (notebook wall time), ``"output"``, ``"memory"`` (died
-with a MemoryError on its stderr), ``"cpu"`` (RLIMIT_CPU) or ``"died"`` (it
-exited by itself, e.g. ``os._exit``).
+with a MemoryError on its stderr), ``"cpu"`` (RLIMIT_CPU), ``"processes"`` (over
+``max_processes`` where only the watcher enforces it, i.e. root without a pids
+cgroup; with a cgroup or RLIMIT_NPROC a fork just fails inside) or ``"died"``
+(it exited by itself, e.g. ``os._exit``).
 
 How the grading code plugs it in: :func:`sandbox_kernel_config` returns a
 traitlets ``Config`` to merge into the nbgrader config for one submission. It
@@ -161,6 +163,7 @@ class SandboxedKernelManager(AsyncKernelManager):
         self._recorded = False
         self._workdir_real = ""
         self._proc = None
+        self._watch: sandbox.ProcessCountWatch | None = None
 
     @property
     def limits(self) -> Limits:
@@ -218,6 +221,9 @@ class SandboxedKernelManager(AsyncKernelManager):
         self._stdio = [sandbox._Capture(p, 64 << 10, lambda n: None) for p in (proc.stdout, proc.stderr)]
         for t in self._stdio:
             t.start()
+        if self._cgroup is None and os.geteuid() == 0:  # root ignores RLIMIT_NPROC: poll instead
+            self._watch = sandbox.ProcessCountWatch(proc.pid, self.max_processes, lambda: self._kill_for("processes"))
+            self._watch.start()
         self._timer = threading.Timer(self.wall_seconds, self._kill_for, args=("timeout",))
         self._timer.daemon = True
         self._timer.start()
@@ -302,6 +308,8 @@ class SandboxedKernelManager(AsyncKernelManager):
     def _stop_everything(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
+        if self._watch is not None:
+            self._watch.stop()
         proc = self._proc
         if proc is not None and proc.poll() is None:
             self._shutting_down = True  # the grader is stopping a live kernel

@@ -167,37 +167,58 @@ def test_cpu_time_limit(course):
     assert r.returncode == 128 + 24  # SIGXCPU, reported by bwrap as 128 + signal
 
 
+FORK_BOMB = """
+    import os, sys, time
+    started = 0
+    for i in range(400):
+        try:
+            pid = os.fork()
+        except OSError as e:
+            print("fork failed:", e.errno, flush=True)
+            break
+        if pid == 0:
+            os.execv("/bin/sleep", ["sleep", "30", {token!r}])
+        started += 1
+    print("started", started, flush=True)
+    time.sleep(30)
+"""
+
+
 def test_process_spawn_blocked_beyond_limit(course):
+    """A bounded fork bomb (400 sleepers) against max_processes=40, with this machine's mechanism."""
     token = f"nnkit-bomb-{uuid.uuid4().hex}"
-    # A bounded fork bomb: try 400 sleepers against a limit of 40, report how many started.
-    code = f"""
-        import os, sys, time
-        started = 0
-        for i in range(400):
-            try:
-                pid = os.fork()
-            except OSError as e:
-                print("fork failed:", e.errno, flush=True)
-                break
-            if pid == 0:
-                os.execv("/bin/sleep", ["sleep", "30", {token!r}])
-            started += 1
-        print("started", started, flush=True)
-        time.sleep(30)
-    """
-    r = run_in(course, code, limits=Limits(max_processes=40, wall_seconds=4))
-    assert r.reason == "timeout"
-    lines = r.stdout.decode().splitlines()
-    started = int(lines[-1].split()[1])
-    assert started > 0
     mode = sandbox.process_limit_mode()
-    if mode == "none":
-        pytest.xfail("root without a writable pids cgroup: only the PID namespace contains a fork bomb here")
-    # The limit counts every task of the run (bwrap's init, prlimit/python and the sleepers).
-    assert started < 40, f"{started} processes started under max_processes=40 ({mode})"
-    assert lines[0].startswith("fork failed: 11")  # EAGAIN
+    r = run_in(course, FORK_BOMB.format(token=token), limits=Limits(max_processes=40, wall_seconds=4))
+    lines = r.stdout.decode().splitlines()
+    if mode == "watch":
+        assert r.reason == "killed", (r, mode)
+    else:
+        assert r.reason == "timeout"
+        started = int(lines[-1].split()[1])
+        # The cap counts every task of the run (bwrap's init, python and the sleepers).
+        assert 0 < started < 40, f"{started} processes started under max_processes=40 ({mode})"
+        assert lines[0].startswith("fork failed: 11")  # EAGAIN
     time.sleep(0.2)
     assert _host_pids_with(token) == []
+
+
+def test_process_watch_fallback_stops_fork_bomb(course, monkeypatch):
+    """Root without a pids cgroup: the watcher thread must end the bomb (forced here)."""
+    if os.geteuid() != 0:
+        pytest.skip("the watcher is only used as root (non-root runs use RLIMIT_NPROC)")
+    monkeypatch.setattr(sandbox, "_pids_root_cache", [None])
+    assert sandbox.process_limit_mode() == "watch"
+    token = f"nnkit-bomb-{uuid.uuid4().hex}"
+    t0 = time.monotonic()
+    r = run_in(course, FORK_BOMB.format(token=token), limits=Limits(max_processes=40, wall_seconds=20))
+    assert r.reason == "killed", r
+    assert time.monotonic() - t0 < 15  # well before the wall limit
+    time.sleep(0.2)
+    assert _host_pids_with(token) == []
+    # Under the cap the watcher leaves the run alone.
+    ok = run_in(course, FORK_BOMB.replace("range(400)", "range(5)").replace("time.sleep(30)", "print('done')")
+                .format(token=token), limits=Limits(max_processes=40, wall_seconds=20))
+    assert ok.reason is None and ok.stdout.decode().split()[-3:] == ["started", "5", "done"], ok
 
 
 def test_grader_survives_fork_bomb_and_next_run_works(course):
