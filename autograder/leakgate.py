@@ -45,9 +45,10 @@ MARKER_PATTERNS = [
     (re.compile(r"~~\s*(START|END)\s+DELETE\s*~~|~~\s*DELETE\s+LINE\s*~~", re.I), "CS231n release marker"),
 ]
 
-#: A region line shorter than this (after normalization) is too common to fingerprint
-#: a solution (`return out`, `else:`, `pass`).
-MIN_SIGNIFICANT = 10
+#: A region line with fewer tokens than this is too common to fingerprint a solution
+#: (`return out`, `else:`, `pass`, `x = 1`); `out = x @ w` (5 tokens) is not.
+MIN_TOKENS = 4
+_TOKEN = re.compile(r"\w+|[^\w\s]")
 
 
 class GateFailure(Exception):
@@ -80,7 +81,7 @@ class SourceLines:
     def fingerprints(self) -> dict[str, tuple[str, int]]:
         """The region lines that identify a solution: non-trivial and never outside regions."""
         return {k: v for k, v in self.region.items()
-                if len(k) >= MIN_SIGNIFICANT and k not in self.outside and not _is_marker(k)}
+                if len(_TOKEN.findall(k)) >= MIN_TOKENS and k not in self.outside and not _is_marker(k)}
 
 
 def normalize(line: str) -> str:
@@ -189,12 +190,13 @@ def check_outputs(root: Path, notebooks: Iterable[str]) -> None:
 def _cell_line(path: Path, cell: dict, index: int) -> int:
     cid = cell.get("id")
     if cid:
-        return _raw_line(path, f'"id": "{cid}"')
+        return raw_line_of(path, f'"id": "{cid}"')
     first = "".join(cell.get("source", "")).split("\n")[0]
     return line_of(path, first) if first else 1
 
 
-def _raw_line(path: Path, needle: str) -> int:
+def raw_line_of(path: Path, needle: str) -> int:
+    """First line of the raw text of `path` containing `needle`; 1 if none."""
     for n, line in enumerate(path.read_text(encoding="utf-8").split("\n"), start=1):
         if needle in line:
             return n
@@ -242,7 +244,8 @@ for rel in modules:
         mod = importlib.import_module(name)
     except BaseException as exc:
         tb = traceback.extract_tb(exc.__traceback__)
-        line = next((f.lineno for f in reversed(tb) if f.filename.endswith(rel)), 1)
+        # The outermost frame in the module: the module-level line the import died on.
+        line = next((f.lineno for f in tb if f.filename.endswith(rel)), 1)
         if isinstance(exc, SyntaxError) and (exc.filename or "").endswith(rel):
             line = exc.lineno or 1
         elif isinstance(exc, SyntaxError) and exc.filename:

@@ -140,6 +140,8 @@ def make_api(config):
 
     _tools_on_path()
     _cache_alembic_head()
+    # nbgrader checks the exchange folder exists even though the kit never uses it.
+    Path(config.Exchange.root).mkdir(parents=True, exist_ok=True)
     return NbGraderAPI(config=config)
 
 

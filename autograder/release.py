@@ -35,7 +35,7 @@ from typing import Callable
 from . import REPO_ROOT
 from .leakgate import (
     GateFailure, SourceLines, Stub, check_allow_list, check_hidden_files, check_markers,
-    check_outputs, check_solution_lines, check_stubs, check_validate, line_of, release_files,
+    check_outputs, check_solution_lines, check_stubs, check_validate, line_of, raw_line_of, release_files,
 )
 from .manifest import Manifest, ManifestError, load_manifest
 from .strip import StripError, find_regions, strip_source
@@ -338,10 +338,10 @@ def run_reference(plan: Plan, workdir: Path) -> Path:
             try:
                 client.execute()
             except nbclient.exceptions.CellExecutionError as exc:
-                cell = _failed_cell(nb)
-                line = line_of(plan.source_dir / nb_name, cell) if cell else 1
+                first_line, error = _failed_cell(nb)
+                line = line_of(plan.source_dir / nb_name, first_line) if first_line else 1
                 raise ReleaseError("self-grade", f"source/{m.assignment}/{nb_name}", line,
-                                   f"the reference notebook fails to execute: {str(exc).strip().splitlines()[-1]}") from None
+                                   f"the reference notebook fails to execute: {error or exc.ename}") from None
     for model in m.saved_models:
         if not (workdir / model).is_file():
             raise ReleaseError("self-grade", f"source/{m.assignment}", 1,
@@ -349,12 +349,13 @@ def run_reference(plan: Plan, workdir: Path) -> Path:
     return workdir
 
 
-def _failed_cell(nb) -> str | None:
+def _failed_cell(nb) -> tuple[str | None, str | None]:
+    """(first source line, "Error: value") of the cell that raised, if any."""
     for cell in nb.cells:
         for out in cell.get("outputs", []):
             if out.get("output_type") == "error":
-                return cell.source.split("\n")[0]
-    return None
+                return cell.source.split("\n")[0], f"{out.get('ename')}: {out.get('evalue')}"
+    return None, None
 
 
 def self_grade(plan: Plan, course: Course, reference: Path, release: Path) -> dict[str, dict[str, tuple]]:
@@ -382,11 +383,11 @@ def self_grade(plan: Plan, course: Course, reference: Path, release: Path) -> di
         raise ReleaseError("self-grade", m.assignment, 1, "the notebooks hold no autograded cell")
     for gid, (score, top, nb) in results["reference"].items():
         if score != top:
-            raise ReleaseError("self-grade", f"{nb}.ipynb", line_of(release / f"{nb}.ipynb", f'"grade_id": "{gid}"'),
+            raise ReleaseError("self-grade", f"{nb}.ipynb", raw_line_of(release / f"{nb}.ipynb", f'"grade_id": "{gid}"'),
                                f"the reference scores {score}/{top:g} on {gid}; it must score full marks")
     for gid, (score, top, nb) in results["release"].items():
         if score != 0:
-            raise ReleaseError("self-grade", f"{nb}.ipynb", line_of(release / f"{nb}.ipynb", f'"grade_id": "{gid}"'),
+            raise ReleaseError("self-grade", f"{nb}.ipynb", raw_line_of(release / f"{nb}.ipynb", f'"grade_id": "{gid}"'),
                                f"the untouched release scores {score}/{top:g} on {gid}; it must score 0")
     return results
 
