@@ -133,6 +133,9 @@ _ETC_FILES = ("ld.so.cache", "ld.so.conf", "localtime", "passwd", "group", "nssw
 # Passed through from the grader's environment when set (none of them is secret).
 _PASSTHROUGH_ENV = ("MPLBACKEND", "NNKIT_DATASET", "NNKIT_DATA_DIR", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")
 
+# Host folders that are never a submission's own: binding one would undo the sandbox.
+_TOO_BROAD = frozenset({"/", "/tmp", "/var/tmp", "/usr", "/etc", "/home", "/root", "/var", "/proc", "/sys", "/dev", "/run"})
+
 _available_cache: tuple[bool, str] | None = None
 
 
@@ -217,8 +220,11 @@ def _norm_paths(paths: Iterable[os.PathLike | str], what: str) -> list[str]:
         path = os.path.realpath(os.fspath(p))
         if not os.path.exists(path):
             raise FileNotFoundError(f"sandbox: the {what} path {path} does not exist; create it before sandboxing")
-        if path == "/":
-            raise ValueError(f"sandbox: refusing to expose / as a {what} path; pass the folders the code needs")
+        if path in _TOO_BROAD or path == os.path.realpath(os.path.expanduser("~")):
+            raise ValueError(
+                f"sandbox: refusing to expose {path} as a {what} path (it holds far more than one "
+                "submission); pass a folder of its own, e.g. one made with tempfile.mkdtemp()"
+            )
         out.append(path)
     return out
 

@@ -166,6 +166,15 @@ class SandboxedKernelManager(AsyncKernelManager):
         self._watch: sandbox.ProcessCountWatch | None = None
 
     @property
+    def stop_reason(self) -> str | None:
+        """Why the sandbox stopped the current kernel ("timeout", "output", "processes"), else None.
+
+        Set as soon as the sandbox kills the kernel, before any shutdown; a kernel
+        that died by itself shows up only in :func:`kernel_outcomes` (reason "died").
+        """
+        return self._reason
+
+    @property
     def limits(self) -> Limits:
         return Limits(
             wall_seconds=self.wall_seconds, cpu_seconds=self.cpu_seconds, memory_bytes=self.memory_bytes,
@@ -191,8 +200,19 @@ class SandboxedKernelManager(AsyncKernelManager):
         # kernel: `env -i` inside starts from the clean sandbox environment.
         env = sandbox.sandbox_env(self._kernel_env())
         inner = ["/usr/bin/env", "-i", *[f"{k}={v}" for k, v in sorted(env.items())], *cmd]
+        readable = list(self.readable)
+        # A kernelspec may name another Python environment than the grader's: show that
+        # environment (read-only) too, never more than its prefix.
+        exe = os.path.realpath(cmd[0]) if os.path.isabs(cmd[0]) else ""
+        if exe and os.path.basename(os.path.dirname(exe)) == "bin":
+            prefix = os.path.dirname(os.path.dirname(exe))
+            covered = sandbox.python_paths() + ["/usr"]
+            if prefix not in ("/", os.path.expanduser("~")) and not any(
+                prefix == p or prefix.startswith(p + "/") for p in covered
+            ):
+                readable.append(prefix)
         return sandbox.limited_bwrap_argv(
-            inner, writable=[workdir, self._runtime_dir], readable=list(self.readable), cwd=cwd,
+            inner, writable=[workdir, self._runtime_dir], readable=readable, cwd=cwd,
             limits=self.limits, cgroup=self._cgroup,
         )
 

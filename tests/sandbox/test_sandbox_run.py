@@ -398,6 +398,12 @@ def test_missing_path_is_refused(course, tmp_path):
         sandbox.run(py("pass"), writable=[tmp_path / "nope"], cwd=course["work"])
 
 
+@pytest.mark.parametrize("path", ["/", "/tmp", "/etc", "/root"])
+def test_broad_host_folders_refused(course, path):
+    with pytest.raises(ValueError, match="refusing to expose"):
+        sandbox.run(py("pass"), writable=[course["work"], path], cwd=course["work"])
+
+
 def test_bad_limits_refused():
     with pytest.raises(ValueError, match="wall_seconds"):
         Limits(wall_seconds=0)
