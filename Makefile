@@ -40,8 +40,10 @@ sandbox-tool:
 demo: venv
 	$(PY) -m autograder demo
 
+# The suite, then every source notebook executed on the embedded dataset (nbval).
 test: venv sandbox-tool
 	$(PY) -m pytest
+	NNKIT_DATASET=embedded $(PY) -m pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=300 source/fcnets
 
 bench: venv
 	$(PY) bench/run_all.py
