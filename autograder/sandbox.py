@@ -21,9 +21,10 @@ What the sandboxed process sees
   ``source/``, other submissions, ``nbgrader_config.py`` or ``$HOME``.
 - A private ``/tmp`` (tmpfs capped at ``Limits.file_bytes``), a fresh ``/proc``
   showing only the sandbox's processes, a minimal ``/dev``. ``/`` is read-only.
-- A fresh network namespace (only a downed loopback: no TCP at all, not even to
-  127.0.0.1 of the host), fresh PID, IPC, UTS (hostname ``sandbox``) and user
-  namespaces. When bwrap runs as root every capability is dropped.
+- A fresh network namespace: only the sandbox's own loopback, so no route
+  anywhere and nothing listening on the host's 127.0.0.1 is reachable; no DNS.
+  Fresh PID, IPC, UTS (hostname ``sandbox``) and user namespaces. When bwrap
+  runs as root every capability is dropped.
 - The environment is NOT inherited: a minimal one is built (PATH with the
   interpreter's folder, ``HOME=TMPDIR=/tmp``, ``MPLCONFIGDIR``, ``LANG``,
   ``PYTHONDONTWRITEBYTECODE=1``, one BLAS thread, and ``MPLBACKEND``,
@@ -38,7 +39,13 @@ Which limits are enforced, and how
   double-forked children that ignore SIGTERM/SIGINT die too. When a pids cgroup
   is used (below), every process left in it is SIGKILLed as well.
 - CPU time (``cpu_seconds``): ``RLIMIT_CPU`` (per process, via ``prlimit``
-  inside the sandbox); SIGXCPU ends the process; reason ``"timeout"``.
+  inside the sandbox); SIGXCPU ends the process (reason ``"timeout"``); one
+  second later SIGKILL ends one that ignores SIGXCPU (reason ``"killed"``).
+
+bwrap needs user namespaces. As root (this machine) that always works; a
+non-root grader on Ubuntu >= 23.10 (GitHub's ubuntu-24.04 runners) needs
+``sudo sysctl -w kernel.apparmor_restrict_unprivileged_userns=0`` once, and
+:func:`available` is False, with that advice in :func:`unavailable_reason`, until then.
 - memory (``memory_bytes``): ``RLIMIT_AS`` per process: a large allocation fails
   with ``MemoryError`` inside; the grader is never OOM-killed. Reason
   ``"memory"`` when the process died with a ``MemoryError``.
@@ -51,9 +58,12 @@ Which limits are enforced, and how
   and kills the whole sandbox past the cap (reason ``"killed"``); a fork bomb
   can overshoot for one period, and the PID namespace still guarantees that
   nothing outlives the run. :func:`process_limit_mode` says which one applies
-  (``"cgroup"``, ``"rlimit"``, ``"watch"``).
+  (``"cgroup"``, ``"rlimit"``, ``"watch"``). The cgroup and RLIMIT_NPROC count
+  threads too (a Jupyter kernel uses about ten).
 - file size (``file_bytes``): ``RLIMIT_FSIZE`` (a write past it fails with
-  ``EFBIG``; Python ignores SIGXFSZ) and the size of the ``/tmp`` tmpfs.
+  ``EFBIG``; Python ignores SIGXFSZ) and the size of the ``/tmp`` tmpfs. It is
+  per file: many files under the cap can still fill a writable folder, so a
+  caller that cares watches the folder's total (grade.py does).
 - output (``output_bytes``): stdout and stderr are read by the grader; each is
   kept up to ``output_bytes``; when their total exceeds it the run is killed,
   and the result is flagged with reason ``"output"``.
@@ -317,13 +327,25 @@ def _cgroup_pids_root() -> Path | None:
         probe = c / f"nnkit-probe-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         try:
             probe.mkdir()
-            try:
-                (probe / "pids.max").write_text("10\n")
-            finally:
-                probe.rmdir()
-            return c
         except OSError:
             continue
+        try:
+            (probe / "pids.max").write_text("10\n")
+            # Moving a process in can need more rights than creating the folder (cgroup v2
+            # wants write access to the common ancestor): try it with a throwaway shell.
+            moved = subprocess.run(["/bin/sh", "-c", 'echo $$ > "$0"', str(probe / "cgroup.procs")],
+                                   capture_output=True, timeout=10).returncode == 0
+        except (OSError, subprocess.SubprocessError):
+            moved = False
+        finally:
+            for _ in range(50):
+                try:
+                    probe.rmdir()
+                    break
+                except OSError:
+                    time.sleep(0.01)
+        if moved:
+            return c
     return None
 
 
