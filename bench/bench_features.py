@@ -3,6 +3,7 @@
     python bench/bench_features.py              # 51,000 synthetic 32x32x3 images (CIFAR train+val+test)
     python bench/bench_features.py --n 5000     # quicker
     python bench/bench_features.py --loop-n 5000  # time the slow loop on 5000 and scale it up
+    python bench/bench_features.py --quick      # smoke run (make bench --quick)
 
 Single BLAS thread (set before numpy loads). Prints seconds, the speedup and the
 largest absolute difference between the two paths (they must agree to ~1e-13).
@@ -51,7 +52,10 @@ def main():
     ap.add_argument("--loop-n", type=int, default=None,
                     help="images for the per-image loop, scaled up to --n (default: all)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--quick", action="store_true", help="smoke run: --n 5000 --loop-n 1000")
     args = ap.parse_args()
+    if args.quick:
+        args.n, args.loop_n = min(args.n, 5000), 1000
     n = args.n
     loop_n = min(args.loop_n or n, n)
     rng = np.random.default_rng(args.seed)

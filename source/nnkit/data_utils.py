@@ -643,10 +643,18 @@ def _to_view(images: np.ndarray, channels_first: bool, dtype, chw: bool = False)
         src = images.transpose(0, 3, 1, 2) if channels_first else images
     shape = (n, 3, 32, 32) if channels_first else (n, 32, 32, 3)
     out = np.empty(shape, dtype=dtype)
-    # In blocks of 1000 images: a transposing copy stays in the caches (1.5x faster).
-    for i in range(0, n, 1000):
-        np.copyto(out[i:i + 1000], np.broadcast_to(src[i:i + 1000], (len(out[i:i + 1000]),) + shape[1:]),
-                  casting="unsafe")
+    if src.ndim == 4 and src.shape == shape and src.flags.c_contiguous:
+        np.copyto(out, src, casting="unsafe")         # same layout: one streaming cast
+        return out
+    # A transposing (or broadcasting) copy, in blocks: the strided reordering happens in a
+    # small buffer of the source dtype that stays in the caches, and the big output is
+    # written sequentially.
+    block = 256
+    buf = np.empty((block,) + shape[1:], dtype=src.dtype)
+    for i in range(0, n, block):
+        m = min(block, n - i)
+        np.copyto(buf[:m], np.broadcast_to(src[i:i + m], (m,) + shape[1:]))
+        np.copyto(out[i:i + m], buf[:m], casting="unsafe")
     return out
 
 

@@ -117,7 +117,7 @@ def color_histogram_hsv(im, nbin=10, xmin=0, xmax=255, normalized=True):
     return imhist
 
 
-def extract_features(imgs, feature_fns, verbose=False, *, batched=True, chunk=1000):
+def extract_features(imgs, feature_fns, verbose=False, *, batched=True, chunk=256):
     """Apply feature functions to a stack of images and concatenate the results.
 
     Parameters
