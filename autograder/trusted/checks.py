@@ -215,7 +215,11 @@ def _init_stats(prefix, weight_scale, dtype=None):
                     return f"`{prefix}.{key}` must start at exactly 0, got max |b| = {np.max(np.abs(g)):.3g}"
             elif key.startswith("W"):
                 std, mean = float(np.std(g)), float(np.mean(g))
-                if not 0.9 * weight_scale <= std <= 1.1 * weight_scale or abs(mean) > 0.1 * weight_scale:
+                # Five standard errors of the sample mean and std of n normal draws: a correct
+                # init fails about once in a million, weight_scale**2 or a wrong scale never passes.
+                n = g.size
+                std_tol, mean_tol = 5 / np.sqrt(2 * n), 5 / np.sqrt(n)
+                if abs(std / weight_scale - 1) > std_tol or abs(mean) > mean_tol * weight_scale:
                     return (f"`{prefix}.{key}` has mean {mean:.3g} and std {std:.3g}; expected mean 0 and std "
                             f"weight_scale = {weight_scale:g}. Likely cause: weight_scale is the standard deviation "
                             f"(weight_scale * np.random.randn(...)), not the variance")

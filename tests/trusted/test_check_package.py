@@ -146,3 +146,16 @@ def test_strange_return_values_fail_with_messages_never_a_crash(kit, tmp_path, u
         assert rows[cid]["status"] == "failed" and words in rows[cid]["message"], rows[cid]
     assert rows["softmax_loss.loss_random"]["status"] == "passed"
     json.dumps(r)
+
+
+def test_reference_meets_every_definition_based_check_for_many_seeds():
+    """Checks judged against a definition (init statistics, overfitting, training) must not be flaky:
+    the reference, run in-process exactly as the runner runs it, passes them for every seed."""
+    from autograder.trusted import build_report, points_for, reference_outcomes
+
+    points = points_for("fcnets")
+    for seed in range(1000, 1020):
+        calls, plan_checks = checks.build_plan(seed)
+        refs = reference_outcomes(seed, calls)
+        report = build_report(plan_checks, calls, refs, refs, points)
+        assert [c["id"] for c in report["checks"] if c["status"] != "passed"] == [], seed
