@@ -15,7 +15,8 @@ A submission cell is identified with a release cell, in this order, by
 3. for a locked cell only, its source being the release cell's source (metadata lost).
 Its content is the student's for solution cells; for locked cells nbgrader restores
 the instructor's source from the gradebook anyway, and so does the repair here.
-Every change is recorded as a `Repair`.
+A lost ungraded solution cell is not re-inserted (its stub could shadow the
+student's code, and nbgrader grades nothing in it). Every change is recorded as a `Repair`.
 """
 from __future__ import annotations
 
@@ -178,6 +179,11 @@ def repair_notebook(submitted_nb, release_nb, notebook_name: str) -> tuple[Any, 
     taken = {c.get("id") for c in cells}
     for k, gid in enumerate(order):
         if gid in present:
+            continue
+        meta = rel[gid]["cell"]["metadata"]["nbgrader"]
+        if meta.get("solution") and not meta.get("grade"):
+            # An ungraded solution cell is not re-inserted: its stub could overwrite what the
+            # student wrote in a cell that lost its metadata, and nbgrader grades nothing in it.
             continue
         new = copy.deepcopy(rel[gid]["cell"])
         if new["cell_type"] == "code":

@@ -1,0 +1,930 @@
+"""`python -m autograder grade`: sandboxed, parallel autograding of a whole class.
+
+The flow, for `grade(assignment, submissions, out)`:
+
+1. **Template.** One throwaway nbgrader course is built from the assignment's
+   source notebooks (with hidden tests) and the release's non-notebook files
+   (the stubbed student modules, the grader-owned nnkit modules, the datasets);
+   nbgrader's generate_assignment fills its gradebook and makes the release
+   notebooks that `repair` restores grade cells from. Nothing of the reference
+   package is in it, so no misconfiguration can grade a student on it.
+2. **Ingest** (`autograder.ingest`) makes a safe working copy of each submission,
+   or refuses it with a reason.
+3. **Workers.** `workers` processes (multiprocessing, spawn) import nbgrader once
+   and then grade one submission at a time, each in its own copy of the template
+   course with its own copy of the template gradebook: repair
+   (`autograder.repair`), nbgrader's autograde through `NbGraderAPI` with the
+   student's kernel in bubblewrap (`autograder.sandbox_kernel`), the per-cell
+   scores, the trusted checks (`autograder.trusted`, where the assignment has
+   them) and the feedback HTML. A worker returns plain data only.
+4. **Coordinator.** This process alone writes the real gradebook (nbgrader's
+   `Gradebook`, SQLite in `out` or any SQLAlchemy URL), keeps manual grades,
+   and writes `grades.csv`, `grades_by_check.csv`, `results/` (`autograder.outputs`).
+   A worker that hangs past the submission's hard deadline, or dies, is killed
+   and replaced; that submission is recorded as `partial`, never as a silent 0.
+
+Execution is guarded cell by cell (`GuardedExecute`): a per-cell timeout bounded
+by what is left of the notebook's wall budget; a dead kernel (`os._exit`, a
+memory or output limit, a loop that ignores SIGINT) is restarted and the earlier
+non-test cells replayed silently, so one bad cell costs that cell, not the
+notebook; every such event is recorded with its cell and reason.
+"""
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import re
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+import time
+import traceback
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Iterable
+
+from . import REPO_ROOT
+from .ingest import IngestLimits, discover, ingest
+from .manifest import Manifest, load_manifest
+
+COURSE_ID = "nnkit"
+
+#: Status of a whole submission.
+GRADED, PARTIAL, REJECTED = "graded", "partial", "rejected"
+
+#: Why a kernel stopped (sandbox_kernel's reasons) -> the cell status we report.
+KERNEL_REASONS = {"timeout": "timeout", "cpu": "timeout", "output": "output_limit", "memory": "memory",
+                  "disk": "disk_limit", "died": "kernel_died", None: "kernel_died", "shutdown": "kernel_died"}
+
+#: Patterns in a student's own code (solution cells, plain cells, student modules)
+#: that honest CS231n code never needs; a hit flags the submission `suspicious`.
+SUSPICIOUS = {
+    "gradebook": r"gradebook",
+    "nbgrader internals": r"nbgrader_config|NBGRADER_|SaveAutoGrades|set_custom_exc|showtraceback",
+    "process control": r"os\._exit|os\.fork|os\.kill|signal\.signal|subprocess|os\.system|ctypes|sys\.exit|\bexit\(|\bquit\(",
+    "network": r"\bsocket\b|urllib|requests\.|http\.client",
+    "monkeypatching": r"^\s*(?:np|numpy|builtins|helpers|gradient_check|nnkit\.\w+)\.\w+\s*=(?!=)",
+    "file system escape": r"\.\./\.\.|/etc/|/proc/|submitted/|autograded/",
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Limits and switches of one grading run.
+
+    cell_timeout : seconds per cell (nbgrader's Execute.timeout).
+    notebook_timeout : seconds of wall time for a whole notebook.
+    output_bytes : output a kernel may send over a notebook before it is stopped.
+    disk_bytes : bytes the kernel may add to its working copy before it is stopped
+        (RLIMIT_FSIZE caps one file; this caps them all).
+    memory_bytes, cpu_seconds, max_processes, file_bytes : the sandbox's limits.
+    dataset : NNKIT_DATASET of every kernel (the grader picks it, never the student).
+    sandbox : run kernels in bubblewrap (False only with --unsafe-no-sandbox).
+    trusted : use the trusted checks where the assignment has them.
+    """
+
+    cell_timeout: int = 120
+    notebook_timeout: int = 900
+    output_bytes: int = 4 << 20
+    disk_bytes: int = 512 << 20
+    memory_bytes: int = 4 << 30
+    cpu_seconds: int = 1800
+    max_processes: int = 256
+    file_bytes: int = 256 << 20
+    dataset: str = "embedded"
+    sandbox: bool = True
+    trusted: bool = True
+    course_secret: str | None = None
+    ingest_limits: IngestLimits = IngestLimits()
+
+    def submission_deadline(self, n_notebooks: int) -> float:
+        """Hard wall limit on one submission in a worker: every notebook's budget plus start-up slack."""
+        return n_notebooks * (self.notebook_timeout + 30) + 180.0
+
+
+# ------------------------------------------------------------------------------------ assignment
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """Where an assignment's parts are: its manifest, source notebooks and release folder."""
+
+    manifest: Manifest
+    source_dir: Path
+    release_dir: Path
+
+    @property
+    def name(self) -> str:
+        return self.manifest.assignment
+
+
+def locate(assignment: str | Path, root: Path = REPO_ROOT) -> Assignment:
+    """An assignment by name (`source/<name>/manifest.toml` in the repo) or by manifest path.
+
+    The release is `<repo>/assignments/<name>/` beside `<repo>/source/<name>/`.
+    """
+    manifest = load_manifest(assignment, root)
+    source_dir = manifest.path.parent
+    release_dir = source_dir.parent.parent / "assignments" / manifest.assignment
+    if not (release_dir / "nnkit").is_dir():
+        raise FileNotFoundError(
+            f"no release at {release_dir}: build it first with `python -m autograder release {manifest.assignment}`")
+    for nb in manifest.notebooks:
+        if not (source_dir / nb).is_file():
+            raise FileNotFoundError(f"source notebook {source_dir / nb} is missing")
+    return Assignment(manifest, source_dir, release_dir)
+
+
+def _release_support_files(release_dir: Path) -> list[str]:
+    """The release's non-notebook files that belong in every graded copy (package, datasets)."""
+    out = []
+    for p in sorted(release_dir.rglob("*")):
+        rel = p.relative_to(release_dir)
+        if not p.is_file() or any(part.startswith(".") or part == "__pycache__" for part in rel.parts):
+            continue
+        if p.suffix in (".ipynb", ".pyc", ".zip"):
+            continue
+        out.append(rel.as_posix())
+    return out
+
+
+def hidden_test_lines(source_dir: Path, notebooks: Iterable[str]) -> list[str]:
+    """Every non-blank line inside a `### BEGIN HIDDEN TESTS` region of the source notebooks."""
+    import nbformat
+
+    lines = []
+    for name in notebooks:
+        nb = nbformat.read(str(source_dir / name), as_version=4)
+        for cell in nb.cells:
+            inside = False
+            for line in cell.source.splitlines():
+                if "BEGIN HIDDEN TESTS" in line:
+                    inside = True
+                elif "END HIDDEN TESTS" in line:
+                    inside = False
+                elif inside and line.strip():
+                    lines.append(line.strip())
+    return sorted(set(lines))
+
+
+@dataclass(frozen=True)
+class Template:
+    """The prepared template course (plain data: it is sent to the workers)."""
+
+    assignment: str
+    root: str  # the template course folder
+    release: str  # nbgrader's release of the assignment (repair's reference)
+    notebooks: tuple[str, ...]
+    student_modules: tuple[str, ...]
+    submission_files: tuple[str, ...]
+    support_files: tuple[str, ...]
+    hidden_lines: tuple[str, ...]
+    has_trusted: bool
+    cells: tuple[tuple[str, str, str, float], ...] = ()  # (notebook, grade_id, cell_type, max_score) per graded cell
+
+
+def prepare_template(a: Assignment, root: Path) -> Template:
+    """Build the template course in `root` (see the module docstring, step 1)."""
+    from . import nbgrader_course as nc
+
+    m = a.manifest
+    config = nc.build_config(root, assignment=m.assignment, exclude_overwriting=m.student_modules,
+                             course_id=COURSE_ID)
+    api = nc.make_api(config)
+    src = nc.put_source(config, m.assignment, a.source_dir, list(m.notebooks))
+    support = _release_support_files(a.release_dir)
+    nc.copy_tree(a.release_dir, src, support)
+    release = nc.generate_assignment(api, m.assignment)
+    has_trusted = False
+    try:
+        from . import trusted
+
+        has_trusted = m.assignment in getattr(trusted, "SUPPORTED", ())
+    except ImportError:
+        pass
+    from nbgrader.api import Gradebook
+
+    with Gradebook(config.CourseDirectory.db_url, COURSE_ID) as gb:
+        cells = tuple((nb.name, gc.name, gc.cell_type, float(gc.max_score))
+                      for nb in gb.find_assignment(m.assignment).notebooks for gc in nb.grade_cells)
+    return Template(assignment=m.assignment, root=str(root), release=str(release), notebooks=m.notebooks, cells=cells,
+                    student_modules=m.student_modules, submission_files=m.submission_files,
+                    support_files=tuple(support), hidden_lines=tuple(hidden_test_lines(a.source_dir, m.notebooks)),
+                    has_trusted=has_trusted)
+
+
+# ------------------------------------------------------------------------------------ execution guard
+
+
+def _guard_class(sandboxed: bool):
+    """GuardedExecute on top of nbgrader's Execute or the sandbox's SandboxedExecute."""
+    from jupyter_core.utils import run_sync
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+    from nbformat import NotebookNode
+    from traitlets import Integer
+
+    if sandboxed:
+        from .sandbox_kernel import SandboxedExecute as Base
+    else:
+        from nbgrader.preprocessors import Execute as Base
+
+    class GuardedExecute(Base):
+        """nbgrader's Execute that survives dead and stuck kernels and records why.
+
+        incidents (class attribute, per worker process): one dict per event,
+        `{"notebook", "cell_index", "grade_id", "reason", "detail"}`; the worker
+        clears it before each submission.
+        """
+
+        notebook_timeout = Integer(900, help="wall seconds for the whole notebook").tag(config=True)
+        disk_bytes = Integer(512 << 20, help="bytes the kernel may write into its working copy").tag(config=True)
+        incidents: list = []
+        workdir: str = ""
+
+        def preprocess(self, nb, resources=None, km=None):
+            self._deadline = time.monotonic() + self.notebook_timeout
+            self._replay: list[str] = []
+            self._nb_name = (resources or {}).get("unique_key", "?")
+            self._dead = False
+            self._disk_killed = False
+            stop = threading.Event()
+            path = (resources or {}).get("metadata", {}).get("path") or self.workdir
+            watch = threading.Thread(target=self._watch_disk, args=(path, _tree_bytes(path), stop), daemon=True)
+            watch.start()
+            try:
+                return super().preprocess(nb, resources, km)
+            finally:
+                stop.set()
+                watch.join(5)
+
+        def _watch_disk(self, path, baseline, stop):
+            # A kernel filling the disk is stopped: many files under RLIMIT_FSIZE each add up.
+            while not stop.wait(0.2):
+                if path and _tree_bytes(path) - baseline > self.disk_bytes:
+                    self._disk_killed = True
+                    km = self.km
+                    try:
+                        if hasattr(km, "_kill_for"):
+                            km._kill_for("disk")
+                        elif km is not None and km.provisioner is not None:
+                            km.provisioner.process.kill()
+                    except Exception:
+                        pass
+                    # Keep watching the restarted kernel, from what is on disk now.
+                    baseline = _tree_bytes(path)
+
+        def _get_timeout(self, cell):
+            # Each cell gets its own limit, but never more than the notebook has left.
+            timeout = super()._get_timeout(cell)
+            left = max(1, int(self._deadline - time.monotonic()))
+            return left if timeout is None else min(timeout, left)
+
+        def _record(self, cell, index, reason, detail):
+            gid = cell.metadata.get("nbgrader", {}).get("grade_id")
+            GuardedExecute.incidents.append({"notebook": self._nb_name, "cell_index": index, "grade_id": gid,
+                                             "reason": reason, "detail": detail})
+            cell.outputs.append(NotebookNode(output_type="error", ename=f"Grader{reason.title().replace('_', '')}",
+                                             evalue=detail, traceback=[f"[grader] {detail}"]))
+
+        def _restart(self) -> bool:
+            """A fresh kernel with the earlier non-test cells replayed; False if that fails."""
+            try:
+                run_sync(self.km.restart_kernel)(now=True)
+                run_sync(self.kc.wait_for_ready)(timeout=self.startup_timeout)
+                for source in self._replay:
+                    if time.monotonic() > self._deadline:
+                        return False
+                    msg_id = self.kc.execute(source, store_history=False, allow_stdin=False)
+                    if self.kc.shell_channel is not None:
+                        run_sync(self.async_wait_for_reply)(msg_id)
+                return True
+            except Exception:  # a kernel that cannot come back: the rest of the notebook is not run
+                return False
+
+        def preprocess_cell(self, cell, resources, index):
+            if cell.cell_type != "code" or not cell.source.strip():
+                return super().preprocess_cell(cell, resources, index)
+            if getattr(self, "_dead", False) or time.monotonic() >= self._deadline:
+                cell.outputs = []
+                why = "not run: the kernel could not be restarted" if getattr(self, "_dead", False) else \
+                    f"not run: the notebook's wall limit of {self.notebook_timeout} s was used up"
+                self._record(cell, index, "kernel_died" if getattr(self, "_dead", False) else "timeout", why)
+                return cell, self.resources
+            is_test = bool(cell.metadata.get("nbgrader", {}).get("grade"))
+            try:
+                cell, resources = super().preprocess_cell(cell, resources, index)
+            except DeadKernelError:
+                reason = KERNEL_REASONS.get(self._kernel_reason_after_death(), "kernel_died")
+                self._record(cell, index, reason, {
+                    "kernel_died": "the kernel died while running this cell (os._exit, a crash or a kill)",
+                    "memory": "the kernel ran out of memory in this cell",
+                    "output_limit": "this cell printed more output than allowed; the kernel was stopped",
+                    "timeout": "this cell used up the notebook's wall limit",
+                    "disk_limit": "this cell wrote more to disk than allowed; the kernel was stopped",
+                }[reason])
+                self._dead = not self._restart()
+                return cell, self.resources
+            except CellTimeoutError:
+                self._record(cell, index, "timeout",
+                             "this cell ran past its time limit and ignored the interrupt; the kernel was restarted")
+                self._dead = not self._restart()
+                return cell, self.resources
+            errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+            if any(o.get("ename") == "CellTimeoutError" for o in errors):
+                GuardedExecute.incidents.append({"notebook": self._nb_name, "cell_index": index,
+                                                 "grade_id": cell.metadata.get("nbgrader", {}).get("grade_id"),
+                                                 "reason": "timeout", "detail": "this cell ran past its time limit and was interrupted"})
+            elif any(o.get("ename") == "MemoryError" for o in errors):
+                GuardedExecute.incidents.append({"notebook": self._nb_name, "cell_index": index,
+                                                 "grade_id": cell.metadata.get("nbgrader", {}).get("grade_id"),
+                                                 "reason": "memory", "detail": "this cell ran out of memory (MemoryError)"})
+            elif not is_test:
+                self._replay.append(cell.source)
+            return cell, resources
+
+        def _kernel_reason_after_death(self):
+            # The sandbox records why it stopped the kernel only once the kernel is shut down,
+            # which the restart does; peek at the manager's reason first.
+            if self._disk_killed:
+                self._disk_killed = False
+                return "disk"
+            reason = getattr(self.km, "_reason", None) if sandboxed else None
+            if reason is None and sandboxed:
+                rc = None
+                try:
+                    rc = self.km.provisioner.process.poll()
+                except Exception:
+                    pass
+                reason = "died" if rc is not None else None
+            return reason
+
+    return GuardedExecute
+
+
+# ------------------------------------------------------------------------------------ one submission (worker side)
+
+
+class _NothingToRun(Exception):
+    """No notebook of the submission survived ingest: nbgrader has nothing to execute."""
+
+
+def _tree_bytes(path) -> int:
+    """Bytes of the regular files under `path` (0 if it does not exist)."""
+    total = 0
+    for dirpath, _, files in os.walk(path or "/nonexistent"):
+        for f in files:
+            try:
+                total += os.lstat(os.path.join(dirpath, f)).st_size
+            except OSError:
+                pass
+    return total
+
+
+def _scan_suspicious(workdir: Path, notebooks: Iterable[str], modules: Iterable[str]) -> list[str]:
+    """Names of SUSPICIOUS patterns found in the student's own code (not in locked cells)."""
+    import nbformat
+
+    texts = []
+    for name in notebooks:
+        p = workdir / name
+        if p.is_file():
+            try:
+                nb = nbformat.read(str(p), as_version=4)
+            except Exception:
+                continue
+            for cell in nb.cells:
+                meta = cell.metadata.get("nbgrader", {})
+                if cell.cell_type == "code" and not (meta.get("locked") or meta.get("grade")):
+                    texts.append(cell.source)
+    for mod in modules:
+        p = workdir / mod
+        if p.is_file():
+            texts.append(p.read_text(encoding="utf-8", errors="replace"))
+    found = []
+    for name, pattern in SUSPICIOUS.items():
+        if any(re.search(pattern, t, flags=re.MULTILINE) for t in texts):
+            found.append(name)
+    return found
+
+
+def _error_message(cell) -> str:
+    """A one-line reason from a graded cell's error output (hidden lines are never included)."""
+    for out in cell.get("outputs", []):
+        if out.get("output_type") == "error":
+            return f"{out.get('ename', 'Error')}: {str(out.get('evalue', ''))[:300]}".rstrip(": ")
+    for out in cell.get("outputs", []):
+        if out.get("output_type") == "stream" and out.get("name") == "stderr":
+            return "wrote to stderr: " + out.get("text", "")[:200]
+    return ""
+
+
+def grade_submission(template: Template, settings: Settings, student_id: str, workdir: str | None,
+                     ingest_info: dict, scratch: str, feedback_out: str) -> dict:
+    """Grade one ingested submission in a throwaway course; returns plain data (see `Result` keys).
+
+    Runs in a worker process. Never raises for anything a submission does.
+    """
+    from . import nbgrader_course as nc
+    from .repair import repair_file
+
+    started = time.perf_counter()
+    a = template.assignment
+    course = Path(scratch) / student_id
+    if course.exists():
+        shutil.rmtree(course)
+    shutil.copytree(Path(template.root) / "source", course / "source")
+    shutil.copyfile(Path(template.root) / "gradebook.db", course / "gradebook.db")
+    sub = course / "submitted" / student_id / a
+    sub.mkdir(parents=True)
+    src = Path(workdir)
+    flags: set[str] = set()
+    reasons: list[str] = []
+    for rel in ingest_info["files"]:
+        (sub / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src / rel, sub / rel)
+    missing_modules = [m for m in template.student_modules if m not in ingest_info["files"]]
+    for rel in missing_modules:
+        # A module the student did not submit is graded as the release stub (it scores 0),
+        # so that the package still imports and the other modules are graded.
+        (sub / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(Path(template.release) / rel, sub / rel)
+    if missing_modules:
+        flags.add("missing_files")
+        reasons.append("not submitted, graded as the release stub: " + ", ".join(missing_modules))
+    (sub / "timestamp.txt").write_text("2000-01-01 00:00:00.000000 UTC\n", encoding="utf-8")
+
+    repairs = []
+    for nb in template.notebooks:
+        if (sub / nb).is_file():
+            try:
+                repairs += [asdict(r) for r in repair_file(sub / nb, Path(template.release) / nb, nb)]
+            except Exception as exc:  # nbformat could not read it after all
+                (sub / nb).unlink()
+                ingest_info["refused_files"][nb] = f"unreadable notebook ({type(exc).__name__})"
+    if repairs:
+        flags.add("repaired")
+    if any(r["kind"] in ("edited", "renamed") or (r["kind"] == "metadata" and "changed" in r["detail"]) for r in repairs):
+        flags.add("suspicious")
+    scan = _scan_suspicious(sub, template.notebooks, template.student_modules)
+    if scan:
+        flags.add("suspicious")
+        reasons.append("suspicious code: " + ", ".join(scan))
+
+    # A pristine copy of the package for the trusted checks: the kernel never sees it.
+    trusted_dir = course / "trusted"
+    for rel in template.support_files:
+        if rel.startswith("nnkit/"):
+            (trusted_dir / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(Path(template.root) / "source" / a / rel, trusted_dir / rel)
+    for rel in list(template.student_modules) + [f for f in ingest_info["files"] if f.startswith("models/")]:
+        if (sub / rel).is_file():
+            (trusted_dir / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(sub / rel, trusted_dir / rel)
+
+    autograded = course / "autograded" / student_id / a
+    guard = _guard_class(settings.sandbox)
+    guard.incidents = []
+    extra = {"GuardedExecute": {"notebook_timeout": settings.notebook_timeout, "disk_bytes": settings.disk_bytes},
+             "NbGraderAPI": {"log_level": "ERROR"}}
+    config = nc.build_config(course, assignment=a, exclude_overwriting=template.student_modules,
+                             timeout=settings.cell_timeout, course_id=COURSE_ID, extra_config=extra)
+    from nbgrader.converters import Autograde
+    from traitlets.config import Config
+
+    defaults = Autograde.class_traits()["autograde_preprocessors"].default()
+    kernel_env = {"NNKIT_DATASET": settings.dataset}
+    if settings.sandbox:
+        from .sandbox import Limits
+        from .sandbox_kernel import clear_kernel_outcomes, sandbox_kernel_config
+
+        limits = Limits(wall_seconds=settings.notebook_timeout + 10, cpu_seconds=settings.cpu_seconds,
+                        memory_bytes=settings.memory_bytes, max_processes=settings.max_processes,
+                        output_bytes=settings.output_bytes, file_bytes=settings.file_bytes)
+        config.merge(sandbox_kernel_config(autograded, limits, env=kernel_env))
+        clear_kernel_outcomes(autograded)
+    from nbgrader.preprocessors import Execute
+
+    c = Config()
+    c.Autograde.autograde_preprocessors = [guard if (p is Execute) else p for p in defaults]
+    config.merge(c)
+    guard.workdir = str(autograded)
+    api = nc.make_api(config)
+
+    timings = {"prepare": time.perf_counter() - started}
+    nbgrader_error = None
+    env = {"NNKIT_DATASET": settings.dataset, "PYTHONPATH": None, "NNKIT_DATA_DIR": None}
+    with nc.environ(**env):
+        try:
+            if not any((sub / nb).is_file() for nb in template.notebooks):
+                raise _NothingToRun()
+            res = api.autograde(a, student_id, force=True, create=True)
+            if not res.get("success"):
+                nbgrader_error = (res.get("error") or "").strip().splitlines()[-1:] or ["nbgrader failed"]
+                nbgrader_error = nbgrader_error[0][:300]
+        except _NothingToRun:
+            pass  # every cell is reported "missing" below, with the reason
+        except Exception as exc:
+            nbgrader_error = f"{type(exc).__name__}: {exc}"[:300]
+    incidents = list(guard.incidents)
+    timings["autograde"] = time.perf_counter() - started - timings["prepare"]
+    try:
+        scores = nc.cell_scores(f"sqlite:///{course / 'gradebook.db'}", a, student_id, COURSE_ID)
+    except Exception as exc:
+        scores = []
+        nbgrader_error = nbgrader_error or f"could not read the scores: {exc}"[:300]
+
+    executed = {}
+    import nbformat
+
+    for nb in template.notebooks:
+        p = autograded / nb
+        if p.is_file():
+            try:
+                executed[nb[: -len(".ipynb")]] = nbformat.read(str(p), as_version=4)
+            except Exception:
+                pass
+
+    submitted_nbs = {nb[: -len(".ipynb")] for nb in template.notebooks if (sub / nb).is_file()}
+    # Every graded cell of the assignment gets a row, even when nbgrader produced no score
+    # for it (a notebook missing or refused, nbgrader failing): never a silent gap.
+    got = {(s.notebook, s.grade_id): s for s in scores}
+    scores = [got.get((nb, gid)) or nc.CellScore(notebook=nb, grade_id=gid, cell_type=ctype, auto_score=None,
+                                                 max_score=top, needs_manual_grade=True)
+              for nb, gid, ctype, top in template.cells]
+    cells = []
+    for s in scores:
+        row = {"notebook": s.notebook, "grade_id": s.grade_id, "kind": "auto" if s.autograded else "manual",
+               "max_score": s.max_score, "score": s.auto_score, "status": "", "message": ""}
+        cell_incidents = [i for i in incidents if i["notebook"] == s.notebook and i["grade_id"] == s.grade_id]
+        nb_name = s.notebook + ".ipynb"
+        if s.notebook not in submitted_nbs:
+            why = ingest_info["refused_files"].get(nb_name)
+            row.update(score=0.0 if s.autograded else None, status="missing",
+                       message=f"{nb_name} refused: {why}" if why else f"{nb_name} was not submitted")
+        elif not s.autograded:
+            row["status"] = "needs_manual" if s.needs_manual_grade else ("unanswered" if s.auto_score == 0 else "graded")
+        elif nbgrader_error and s.auto_score is None:
+            row.update(score=0.0, status="not_graded", message=f"nbgrader could not grade the notebook: {nbgrader_error}")
+        elif cell_incidents:
+            row.update(score=s.auto_score or 0.0, status=cell_incidents[-1]["reason"], message=cell_incidents[-1]["detail"])
+        elif s.auto_score is None:
+            row.update(score=0.0, status="not_graded", message="nbgrader left this cell ungraded")
+        else:
+            row["status"] = "passed" if s.auto_score >= s.max_score else ("partial_credit" if s.auto_score > 0 else "failed")
+            if row["status"] != "passed" and s.notebook in executed:
+                cell = next((c for c in executed[s.notebook].cells
+                             if c.metadata.get("nbgrader", {}).get("grade_id") == s.grade_id), None)
+                row["message"] = _error_message(cell) if cell is not None else ""
+        cells.append(row)
+
+    trusted = None
+    if settings.trusted and template.has_trusted:
+        t0 = time.perf_counter()
+        trusted = _trusted_verdicts(template, settings, student_id, trusted_dir)
+        _apply_trusted(cells, trusted, flags, reasons)
+        timings["trusted"] = time.perf_counter() - t0
+
+    status = GRADED
+    for i in incidents:
+        flags.add(i["reason"])
+        where = f"{i['notebook']}.ipynb cell {i['cell_index']}" + (f" ({i['grade_id']})" if i["grade_id"] else "")
+        reasons.append(f"{where}: {i['detail']}")
+    if incidents or nbgrader_error or any(r["status"] in ("missing", "not_graded") for r in cells):
+        status = PARTIAL
+    if nbgrader_error:
+        flags.add("nbgrader_error")
+        reasons.append(f"nbgrader: {nbgrader_error}")
+    for nb, why in ingest_info["refused_files"].items():
+        reasons.append(f"{nb} refused: {why}")
+    for nb in template.notebooks:
+        if nb[: -len(".ipynb")] not in submitted_nbs and nb not in ingest_info["refused_files"]:
+            reasons.append(f"{nb} was not submitted")
+    if ingest_info["ignored"]:
+        flags.add("ignored_files")
+    if ingest_info["refused_files"]:
+        flags.add("refused_files")
+
+    feedback = []
+    t0 = time.perf_counter()
+    try:
+        if not executed:
+            raise _NothingToRun()
+        with nc.environ(**env):
+            fb = api.generate_feedback(a, student_id, force=True)
+        if fb.get("success"):
+            from .outputs import write_feedback
+
+            feedback = write_feedback(course / "feedback" / student_id / a, Path(feedback_out) / student_id,
+                                      template.hidden_lines)
+        else:
+            reasons.append("feedback could not be generated")
+    except _NothingToRun:
+        pass
+    except Exception as exc:
+        reasons.append(f"feedback could not be generated ({type(exc).__name__})")
+
+    timings["feedback"] = time.perf_counter() - t0
+    shutil.rmtree(course, ignore_errors=True)
+    return {"student_id": student_id, "status": status, "flags": sorted(flags), "reasons": reasons,
+            "timings": {k: round(v, 3) for k, v in timings.items()},
+            "cells": cells, "repairs": repairs, "ignored_files": ingest_info["ignored"], "trusted": trusted,
+            "feedback": feedback, "seconds": round(time.perf_counter() - started, 3)}
+
+
+def _trusted_verdicts(template: Template, settings: Settings, student_id: str, trusted_dir: Path) -> dict | None:
+    from . import trusted
+
+    try:
+        report = trusted.check_package(trusted_dir / "nnkit", template.assignment, student_id=student_id,
+                                       secret=settings.course_secret, sandbox=settings.sandbox,
+                                       dataset=settings.dataset, models_dir=trusted_dir / "models")
+    except Exception as exc:
+        return {"error": f"{type(exc).__name__}: {exc}"[:500]}
+    return {"grade_ids": report.get("grade_ids", {}), "score": report.get("score"), "max_score": report.get("max_score"),
+            "checks": [{k: c.get(k) for k in ("id", "grade_id", "status", "points", "max_points", "message")}
+                       for c in report.get("checks", [])]}
+
+
+def _apply_trusted(cells: list[dict], trusted: dict | None, flags: set, reasons: list) -> None:
+    """Each autograded cell's points come from the trusted verdict for its grade_id."""
+    if not trusted or "error" in trusted:
+        if trusted:
+            flags.add("trusted_error")
+            reasons.append(f"trusted checks failed to run, in-kernel scores kept: {trusted['error']}")
+        return
+    verdicts = trusted["grade_ids"]
+    for row in cells:
+        v = verdicts.get(row["grade_id"])
+        if row["kind"] != "auto" or v is None:
+            continue
+        top = float(v.get("max_points") or 0.0)
+        points = float(v.get("points") or 0.0) * row["max_score"] / top if top > 0 else 0.0
+        in_kernel = float(row["score"] or 0.0)
+        row["in_kernel_score"] = in_kernel
+        row["trusted_score"] = round(points, 6)
+        if abs(points - in_kernel) > 1e-6:
+            flags.add("trusted_override")
+            reasons.append(f"{row['grade_id']}: in-kernel {in_kernel:g}, trusted checks {points:g}; the trusted verdict stands")
+            row["score"] = round(points, 6)
+            failing = [c["message"] for c in trusted["checks"] if c["grade_id"] == row["grade_id"] and c["status"] != "passed"]
+            row["status"] = "passed" if points >= row["max_score"] else ("partial_credit" if points > 0 else "failed")
+            row["message"] = ("trusted check: " + failing[0][:300]) if failing else "trusted checks pass"
+
+
+# ------------------------------------------------------------------------------------ worker pool
+
+
+def _worker_main(conn, template: Template, settings: Settings, scratch: str, feedback_out: str) -> None:
+    """A warm worker: nbgrader imported once, then one submission per message until None."""
+    os.setsid()  # its own process group, so the coordinator can kill it with every child
+    os.environ.pop("PYTHONPATH", None)
+    import nbgrader.apps  # noqa: F401  (the 3 s import, once per worker)
+
+    while True:
+        try:
+            job = conn.recv()
+        except EOFError:
+            return
+        if job is None:
+            return
+        try:
+            result = grade_submission(template, settings, job["student_id"], job["workdir"], job["ingest"],
+                                      scratch, feedback_out)
+        except Exception:
+            result = {"student_id": job["student_id"], "crash": traceback.format_exc()[-2000:]}
+        conn.send(result)
+
+
+class WorkerPool:
+    """`n` spawn worker processes; a job that overruns its deadline kills and replaces its worker."""
+
+    def __init__(self, n: int, args: tuple):
+        self.ctx = multiprocessing.get_context("spawn")
+        self.args = args
+        self.workers = [self._spawn() for _ in range(max(1, n))]
+
+    def _spawn(self) -> dict:
+        parent, child = self.ctx.Pipe()
+        proc = self.ctx.Process(target=_worker_main, args=(child, *self.args), daemon=True)
+        proc.start()
+        child.close()
+        return {"proc": proc, "conn": parent, "job": None, "deadline": None}
+
+    def _kill(self, w: dict) -> None:
+        try:
+            os.killpg(w["proc"].pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        w["proc"].kill()
+        w["proc"].join(10)
+        w["conn"].close()
+
+    def run(self, jobs: list[dict], deadline: float):
+        """Yield `(job, result)` as workers finish; a result holds "crash" when the worker failed."""
+        from multiprocessing.connection import wait
+
+        pending = list(jobs)
+        while pending or any(w["job"] for w in self.workers):
+            for w in self.workers:
+                if w["job"] is None and pending:
+                    w["job"] = pending.pop(0)
+                    w["deadline"] = time.monotonic() + deadline
+                    w["conn"].send(w["job"])
+            busy = [w for w in self.workers if w["job"] is not None]
+            ready = wait([w["conn"] for w in busy], timeout=1.0)
+            for i, w in enumerate(self.workers):
+                if w["job"] is None:
+                    continue
+                result = None
+                if w["conn"] in ready:
+                    try:
+                        result = w["conn"].recv()
+                    except (EOFError, OSError):
+                        result = {"student_id": w["job"]["student_id"],
+                                  "crash": f"the grading worker died (exit code {w['proc'].exitcode})"}
+                        self._kill(w)
+                        self.workers[i] = w = {**self._spawn(), "job": w["job"]}
+                elif time.monotonic() > w["deadline"]:
+                    result = {"student_id": w["job"]["student_id"], "crash": f"grading took longer than {deadline:.0f} s; stopped",
+                              "timeout": True}
+                    self._kill(w)
+                    self.workers[i] = w = {**self._spawn(), "job": w["job"]}
+                if result is not None:
+                    job = w["job"]
+                    w["job"] = None
+                    yield job, result
+
+    def close(self) -> None:
+        for w in self.workers:
+            try:
+                w["conn"].send(None)
+            except (OSError, BrokenPipeError):
+                pass
+        for w in self.workers:
+            w["proc"].join(10)
+            if w["proc"].is_alive():
+                self._kill(w)
+
+
+# ------------------------------------------------------------------------------------ gradebook (coordinator only)
+
+
+def register_assignment(a: Assignment, db_url: str, scratch: Path) -> None:
+    """Create or update the assignment, its notebooks and cells in the real gradebook."""
+    from . import nbgrader_course as nc
+
+    config = nc.build_config(scratch, assignment=a.name, db_url=db_url, course_id=COURSE_ID)
+    api = nc.make_api(config)
+    src = nc.put_source(config, a.name, a.source_dir, list(a.manifest.notebooks))
+    nc.generate_assignment(api, a.name)
+    shutil.rmtree(src, ignore_errors=True)
+
+
+def write_gradebook(db_url: str, assignment: str, result: dict) -> tuple[float, float]:
+    """Write one result's auto scores into the gradebook; returns (score, max_score) from it.
+
+    Manual scores and comments are never touched, so regrading keeps them and a
+    manual score still beats the auto score (nbgrader's rule). Cells that could
+    not be graded are left at "needs manual grade", never 0.
+    """
+    from nbgrader.api import Gradebook, MissingEntry
+
+    sid = result["student_id"]
+    with Gradebook(db_url, COURSE_ID) as gb:
+        gb.update_or_create_student(sid)
+        try:
+            submission = gb.find_submission(assignment, sid)
+        except MissingEntry:
+            submission = gb.add_submission(assignment, sid)
+        by_cell = {(c["notebook"], c["grade_id"]): c for c in result.get("cells", [])}
+        for nb in submission.notebooks:
+            for grade in nb.grades:
+                row = by_cell.get((nb.name, grade.name))
+                if result["status"] == REJECTED or row is None:
+                    grade.auto_score = None
+                    grade.needs_manual_grade = True
+                elif row["kind"] == "auto":
+                    grade.auto_score = float(row["score"] or 0.0)
+                    grade.needs_manual_grade = row["status"] in ("not_graded",)
+                else:
+                    grade.auto_score = row["score"]
+                    grade.needs_manual_grade = row["status"] == "needs_manual"
+        gb.db.commit()
+        submission = gb.find_submission(assignment, sid)
+        for nb in submission.notebooks:
+            for grade in nb.grades:
+                row = by_cell.get((nb.name, grade.name))
+                if row is not None:
+                    # What counts: the manual score when an instructor gave one, else the auto score.
+                    row["final_score"] = (None if grade.manual_score is None and grade.auto_score is None
+                                          else float(grade.score))
+                    row["manual_score"] = None if grade.manual_score is None else float(grade.manual_score)
+        return float(submission.score), float(submission.max_score)
+
+
+# ------------------------------------------------------------------------------------ entry points
+
+
+def _rejected(student_id: str, reasons: list[str]) -> dict:
+    return {"student_id": student_id, "status": REJECTED, "flags": ["rejected"], "reasons": reasons,
+            "cells": [], "repairs": [], "ignored_files": [], "trusted": None, "feedback": [], "seconds": 0.0}
+
+
+def grade(assignment: str | Path, submissions: str | Path, out: str | Path, *, workers: int = 1,
+          db: str | None = None, settings: Settings = Settings(), root: Path = REPO_ROOT,
+          progress=None) -> list[dict]:
+    """Grade every submission in `submissions`; write everything into `out`; return the results.
+
+    Each result: `student_id, status, score, max_score, flags, reasons, cells, repairs, ...`
+    (see `grade_submission`); `score` and `max_score` are read back from the gradebook,
+    so they include manual grades.
+    """
+    from . import outputs
+
+    a = locate(assignment, root)
+    out = Path(out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    db_url = db or f"sqlite:///{out / 'gradebook.db'}"
+    found = discover(submissions)
+    tmp = Path(tempfile.mkdtemp(prefix="nnkit-grade-"))
+    results: dict[str, dict] = {}
+    pool = None
+    try:
+        template = prepare_template(a, tmp / "template")
+        register_assignment(a, db_url, tmp / "register")
+        feedback_out = out / "feedback"
+        jobs = []
+        seen = set()
+        for sid, path in found:
+            if sid in seen:
+                results[sid] = _rejected(sid, [f"submitted twice ({sid}.zip and {sid}/); keep one"])
+                jobs = [j for j in jobs if j["student_id"] != sid]
+                continue
+            seen.add(sid)
+            got = ingest(sid, path, a.manifest.submission_files, tmp / "ingested" / sid, settings.ingest_limits)
+            if not got.accepted:
+                results[sid] = _rejected(sid, got.refused)
+                continue
+            if feedback_out.joinpath(sid).exists():
+                shutil.rmtree(feedback_out / sid)
+            jobs.append({"student_id": sid, "workdir": str(got.workdir),
+                         "ingest": {"files": got.files, "refused_files": got.refused_files, "ignored": got.ignored}})
+        if jobs:
+            pool = WorkerPool(min(workers, len(jobs)), (template, settings, str(tmp / "courses"), str(feedback_out)))
+            for job, result in pool.run(jobs, settings.submission_deadline(len(a.manifest.notebooks))):
+                if "crash" in result:
+                    result = {**_rejected(job["student_id"], []), "status": PARTIAL,
+                              "flags": ["grader_error"] + (["timeout"] if result.get("timeout") else []),
+                              "reasons": [f"grading did not finish: {result['crash'].strip().splitlines()[-1]}"],
+                              "crash": result["crash"]}
+                results[job["student_id"]] = result
+                if progress:
+                    progress(result)
+        ordered = [results[sid] for sid in sorted(results)]
+        for r in ordered:
+            r["score"], r["max_score"] = write_gradebook(db_url, a.name, r)
+            if r["status"] == REJECTED:
+                r["score"] = None  # nothing was graded: no number, so it cannot pass for a real 0
+        outputs.write_all(out, a.name, ordered)
+        return ordered
+    finally:
+        if pool is not None:
+            pool.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def grade_command(assignment: str, submissions: str, out: str, workers: int = 1, db: str | None = None,
+                  unsafe_no_sandbox: bool = False) -> int:
+    """`python -m autograder grade <assignment> --submissions DIR --out DIR [--workers N] [--db URL]`."""
+    from . import sandbox
+    from .outputs import format_table
+
+    if workers < 1:
+        print("grade: --workers must be at least 1", file=sys.stderr)
+        return 2
+    use_sandbox = True
+    if not sandbox.available():
+        if not unsafe_no_sandbox:
+            print("grade: refusing to grade without a sandbox: " + sandbox.unavailable_reason() + ".\n"
+                  "Student code would run as you, able to read the hidden tests and rewrite the gradebook.\n"
+                  "Install bubblewrap, or pass --unsafe-no-sandbox for submissions you trust.", file=sys.stderr)
+            return 2
+        use_sandbox = False
+        print("grade: WARNING: grading WITHOUT a sandbox (--unsafe-no-sandbox)", file=sys.stderr)
+    elif unsafe_no_sandbox:
+        use_sandbox = False
+        print("grade: WARNING: grading WITHOUT a sandbox (--unsafe-no-sandbox)", file=sys.stderr)
+    settings = replace(Settings(), sandbox=use_sandbox, dataset=os.environ.get("NNKIT_DATASET", "embedded"),
+                       course_secret=os.environ.get("NNKIT_COURSE_SECRET"))
+    try:
+        results = grade(assignment, submissions, out, workers=workers, db=db, settings=settings,
+                        progress=lambda r: print(f"  {r['student_id']}: {r['status']}", file=sys.stderr, flush=True))
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"grade: {exc}", file=sys.stderr)
+        return 2
+    print(format_table(results))
+    print(f"\nwrote {Path(out) / 'grades.csv'}, grades_by_check.csv, feedback/, results/")
+    return 0
