@@ -414,3 +414,14 @@ def test_plain_subprocess_control_sees_what_the_sandbox_hides(course):
     out = subprocess.run(py(f"print(open({str(course['gradebook'])!r}, 'rb').read()[-16:])"),
                          capture_output=True)
     assert b"SECRET-GRADEBOOK" in out.stdout
+
+
+def test_missing_bwrap_is_reported_not_bypassed(course, monkeypatch):
+    """Without bwrap, run() refuses with the fix in the message; it never runs unsandboxed."""
+    monkeypatch.setattr(sandbox, "_available_cache", None)
+    monkeypatch.setattr(sandbox.shutil, "which", lambda name, *a, **k: None if name == "bwrap" else "/usr/bin/" + name)
+    assert sandbox.available() is False
+    assert "bubblewrap" in sandbox.unavailable_reason()
+    with pytest.raises(sandbox.SandboxUnavailableError, match="install the 'bubblewrap' package"):
+        run_in(course, "open('ran.txt', 'w')")
+    assert not (course["work"] / "ran.txt").exists()
