@@ -329,6 +329,25 @@ def test_course_files_and_other_submissions_invisible(course):
     assert lines[-1] == "listing ['autograded']"
 
 
+def test_reference_solution_and_grader_not_importable(course):
+    """The repo's nnkit (with solutions) and the grader's own code must not be reachable."""
+    code = """
+        import importlib, sys
+        for name in ("nnkit", "autograder", "autograder.trusted"):
+            try:
+                importlib.import_module(name)
+                print("IMPORTED", name)
+            except ImportError:
+                print("absent")
+    """
+    r = run_in(course, code)
+    assert r.stdout.decode().split() == ["absent"] * 3, r.stdout
+    # Control: the same interpreter outside, run from the repo, does import them.
+    repo = Path(sandbox.__file__).resolve().parent.parent
+    out = subprocess.run(py(code), capture_output=True, cwd=repo, env={**os.environ, "PYTHONPATH": f"{repo / 'source'}"})
+    assert "IMPORTED nnkit" in out.stdout.decode() and "IMPORTED autograder" in out.stdout.decode(), out.stdout
+
+
 def test_python_environment_read_only(course):
     import numpy
 
