@@ -118,18 +118,18 @@ class TwoLayerNet:
         # gradient of every parameter in grads, under the parameter's name.
         ### BEGIN SOLUTION
         loss, dscores = softmax_loss(scores, y)
-        # vdot is a dot product of the flattened matrices: no W**2 temporary.
-        loss += 0.5 * self.reg * (np.vdot(W1, W1) + np.vdot(W2, W2))
         dW2 = hidden.T @ dscores
-        if self.reg:
-            dW2 += self.reg * W2
+        if self.reg:  # (a pass over every weight: skipped when there is no L2 term)
+            # vdot is a dot product of the flattened matrices: no W**2 temporary.
+            loss += 0.5 * self.reg * (np.vdot(W1, W1) + np.vdot(W2, W2))
+            _add_scaled_(dW2, self.reg, W2)
         dhidden = dscores @ W2.T
         dhidden *= hidden > 0
         # The input layer needs no gradient with respect to X, which would cost
         # as much as the rest of the step: only dW1 and db1.
         dW1 = x.T @ dhidden
         if self.reg:
-            dW1 += self.reg * W1
+            _add_scaled_(dW1, self.reg, W1)
         grads = {"W1": dW1, "b1": dhidden.sum(axis=0), "W2": dW2, "b2": dscores.sum(axis=0)}
         ### END SOLUTION
         return float(loss), grads
@@ -295,10 +295,10 @@ class FullyConnectedNet:
         loss, d = softmax_loss(scores, y)
         for i in range(L, 0, -1):
             W = self.params[f"W{i}"]
-            loss += 0.5 * self.reg * np.vdot(W, W)
             dW = inputs[i - 1].T @ d
             if self.reg:
-                dW += self.reg * W
+                loss += 0.5 * self.reg * np.vdot(W, W)
+                _add_scaled_(dW, self.reg, W)
             grads[f"W{i}"], grads[f"b{i}"] = dW, d.sum(axis=0)
             if i > 1:  # the input layer needs no gradient with respect to X
                 d = d @ W.T
@@ -309,6 +309,27 @@ class FullyConnectedNet:
                 d *= inputs[i - 1] > 0
         ### END SOLUTION
         return float(loss), grads
+
+
+_SCRATCH = {}  # (shape, dtype) -> work array, the most recently used last
+
+
+def _add_scaled_(y, a, x):
+    """``y += a * x`` in place, through a reusable work array.
+
+    Use it for ``dW += reg * W``. A fresh temporary ``reg * W`` the size of the
+    weights, allocated while ``dW`` is alive, is often handed fresh pages by the
+    allocator: for a 3072 x 100 W1 about 1000 page faults, several ms, per call,
+    more than the layer's matrix products. Not for several threads at once.
+    """
+    key = (x.shape, np.result_type(x, a))
+    buf = _SCRATCH.pop(key, None)
+    if buf is None:
+        buf = np.empty(key[0], dtype=key[1])
+        while len(_SCRATCH) >= 8:
+            _SCRATCH.pop(next(iter(_SCRATCH)))
+    _SCRATCH[key] = buf
+    y += np.multiply(x, a, out=buf)
 
 
 def _check_dims(name, **dims):
