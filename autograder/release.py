@@ -313,6 +313,9 @@ def open_course(plan: Plan, workdir: Path, exclude_overwriting: bool = True) -> 
     api = nc.make_api(config)
     src = nc.put_source(config, m.assignment, plan.source_dir, list(m.notebooks))
     nc.copy_tree(plan.root / "source", src, plan.package_files)
+    # The notebooks read their thresholds from manifest.toml beside them; autograde restores
+    # it (like every non-student file) from here.
+    _write(src / "manifest.toml", manifest_toml(m))
     try:
         released = nc.generate_assignment(api, m.assignment)
     except nc.NbGraderError as exc:
@@ -330,6 +333,7 @@ def run_reference(plan: Plan, workdir: Path) -> Path:
     m = plan.manifest
     nc.copy_tree(plan.source_dir, workdir, list(m.notebooks))
     nc.copy_tree(plan.root / "source", workdir, plan.package_files)
+    _write(workdir / "manifest.toml", manifest_toml(m))
     with nc.environ(NNKIT_DATA_DIR=str(plan.root / "datasets"), **KERNEL_ENV):
         for nb_name in m.notebooks:
             nb = nbformat.read(str(workdir / nb_name), as_version=4)
