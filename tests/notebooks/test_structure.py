@@ -145,7 +145,7 @@ def test_setup_cell_is_first_code_cell_after_colab_config_and_locked(notebook):
                                   "schema_version": 3, "solution": False, "task": False}
     src = code[1].source
     for needed in ('warnings.filterwarnings("ignore")', 'np.seterr(all="ignore")', 'sys.modules["imp"]',
-                   '"autoreload"', "NBGRADER_EXECUTION", "datasets/fetch.py", "google.colab"):
+                   '"autoreload"', "NBGRADER_EXECUTION", "fetch.py", "google.colab"):
         assert needed in src, f"{name}: setup cell lacks {needed}"
 
 
@@ -189,3 +189,21 @@ def test_expensive_cells_skip_during_grading(notebook):
                 "test_solver", "test_fc_overfit", "test_linear_classifier", "test_features_accuracy",
                 "linear_final"}:
             assert "GRADING" in src, f"{name}: cell {cell.id} trains but does not skip itself during grading"
+
+
+def test_release_version_of_every_cell_compiles(notebook):
+    """After nbgrader's own ClearSolutions and ClearHiddenTests, every code cell is valid Python
+    and no solution or hidden-test text is left."""
+    from nbgrader.preprocessors import ClearHiddenTests, ClearSolutions
+
+    name, nb = notebook
+    nb = nbformat.from_dict(nb)
+    resources = {}
+    nb, resources = ClearSolutions().preprocess(nb, resources)
+    nb, resources = ClearHiddenTests().preprocess(nb, resources)
+    for cell in nb.cells:
+        assert "BEGIN SOLUTION" not in cell.source and "HIDDEN TESTS" not in cell.source
+        if cell.cell_type == "code":
+            compile(cell.source, f"{name}:{cell.id}", "exec")
+    stubs = [c.id for c in nb.cells if "raise NotImplementedError()" in c.source]
+    assert stubs or name == "01_layers.ipynb", f"{name}: no solution cell was stubbed"

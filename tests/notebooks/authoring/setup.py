@@ -62,7 +62,8 @@ from nnkit.gradient_check import eval_numerical_gradient, eval_numerical_gradien
 
 DATASET = data_utils.dataset_name()  # env NNKIT_DATASET; the grader chooses it, not you
 if IN_COLAB and DATASET != "embedded":
-    subprocess.run([sys.executable, "datasets/fetch.py", DATASET], check=True)
+    # datasets/fetch.py downloads and checks the dataset once; later runs find it and return.
+    subprocess.run([sys.executable, str(data_utils.dataset_dir() / "fetch.py"), DATASET], check=True)
 GRADING = bool(os.environ.get("NBGRADER_EXECUTION"))  # set by nbgrader: long cells skip themselves
 MODELS = Path("models")
 MODELS.mkdir(exist_ok=True)
