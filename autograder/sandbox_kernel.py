@@ -15,11 +15,12 @@ for what is visible and how each limit is enforced):
   the grader does not exist;
 - limits: ``RLIMIT_AS`` (memory), ``RLIMIT_CPU``, ``RLIMIT_FSIZE``, pids cgroup /
   ``RLIMIT_NPROC`` (processes), a capped ``/tmp``; the per-cell wall time is
-  nbgrader's ``Execute.timeout``; ``Limits.wall_seconds`` is the wall time of the
-  whole notebook (a timer SIGKILLs the kernel's sandbox); ``Limits.output_bytes``
-  caps what the kernel may send as outputs over the whole notebook (the iopub
-  channel counts it; past the cap the text is cut, a notice is put in the
-  output, and the kernel is killed); the kernel's own stdout/stderr file
+  nbgrader's ``Execute.timeout``; ``Limits.wall_seconds`` is the wall time of one
+  kernel, i.e. of the whole notebook unless the grader restarts the kernel (a
+  timer SIGKILLs the kernel's sandbox); ``Limits.output_bytes`` caps what one
+  kernel may send as outputs, text and images alike (the iopub channel counts
+  it; past the cap the text is cut, a notice is put in the output, and the
+  kernel is killed); a restart starts both counts afresh; the kernel's own stdout/stderr file
   descriptors go to a bounded buffer, never to the grader's terminal.
 - the whole process tree dies with the kernel: the manager SIGKILLs bwrap,
   ``--die-with-parent`` takes the PID namespace's init and so every process.

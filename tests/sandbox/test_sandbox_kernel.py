@@ -267,3 +267,38 @@ def test_nbgrader_autograde_uses_the_sandbox(course, monkeypatch):
     assert texts(graded.cells[0]).strip() == "[False, False, False] autograde"
     assert course["config"].read_text() == config_before
     assert kernel_outcomes(work)[-1]["reason"] is None  # proves the sandboxed manager ran it
+
+
+def test_restart_after_death_gives_a_fresh_sandboxed_kernel(course):
+    """The grader restarts a dead kernel and replays cells: that must work and stay sandboxed."""
+    import asyncio
+
+    async def scenario():
+        km = SandboxedKernelManager(kernel_name="python3")
+        await km.start_kernel(cwd=str(course["work"]))
+        kc = km.client()
+        kc.start_channels()
+        try:
+            await kc.wait_for_ready(timeout=60)
+            kc.execute("import os; os._exit(5)")
+            for _ in range(200):
+                if not await km.is_alive():
+                    break
+                await asyncio.sleep(0.05)
+            assert not await km.is_alive()
+            await km.restart_kernel(now=True)
+            await kc.wait_for_ready(timeout=60)
+            out = []
+            await kc.execute_interactive(
+                f"import os; print(os.getpid() < 10, os.path.exists({str(course['gradebook'])!r}))", timeout=30,
+                output_hook=lambda m: out.append(m["content"].get("text") or ""))
+            return "".join(out), km
+        finally:
+            kc.stop_channels()
+            await km.shutdown_kernel(now=True)
+
+    text, km = asyncio.run(scenario())
+    assert text == "True False\n"  # a small pid: still in its own PID namespace; the gradebook unseen
+    assert [o["reason"] for o in kernel_outcomes(course["work"])] == ["died", None]
+    assert kernel_outcomes(course["work"])[0]["returncode"] == 5
+    assert not os.path.exists(km._runtime_dir)
