@@ -202,16 +202,25 @@ def check_package(package_dir, assignment, seed=None, student_id=None, secret=No
 
 
 def check_package_command(path, assignment, json=False, seed=None):
-    """``python -m autograder check-package PATH --assignment A [--json] [--seed S]``."""
+    """``python -m autograder check-package PATH --assignment A [--json] [--seed S]``.
+
+    When a ``models/`` folder sits next to the package (a release or submission
+    folder), the saved models are evaluated too, on ``NNKIT_DATASET`` (default
+    ``embedded``).
+    """
     import json as _json
+    import os
 
     from .. import sandbox as _sandbox
 
     use_sandbox = _sandbox.available()
+    models_dir = Path(path).resolve().parent / "models"
     try:
         if seed is not None and not str(seed).isdigit():
             raise ValueError(f"--seed must be a non-negative integer, got {seed!r}")
-        report = check_package(path, assignment, seed=None if seed is None else int(seed), sandbox=use_sandbox)
+        report = check_package(path, assignment, seed=None if seed is None else int(seed), sandbox=use_sandbox,
+                               dataset=os.environ.get("NNKIT_DATASET", "embedded") if models_dir.is_dir() else None,
+                               models_dir=models_dir if models_dir.is_dir() else None)
     except (PackageError, SecretError, ValueError) as exc:
         print(f"check-package: {exc}", file=sys.stderr)
         return 2

@@ -159,3 +159,18 @@ def test_reference_meets_every_definition_based_check_for_many_seeds():
         refs = reference_outcomes(seed, calls)
         report = build_report(plan_checks, calls, refs, refs, points)
         assert [c["id"] for c in report["checks"] if c["status"] != "passed"] == [], seed
+
+
+def test_cli_also_evaluates_saved_models_next_to_the_package(kit, tmp_path):
+    import shutil
+
+    pkg = kit.copy_reference(tmp_path)
+    shutil.copytree(REPO_ROOT / "source" / "fcnets" / "models", tmp_path / "models")
+    proc = subprocess.run(
+        [sys.executable, "-m", "autograder", "check-package", str(pkg), "--assignment", "fcnets", "--json",
+         "--seed", "6"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
+        env={**__import__("os").environ, "NNKIT_DATASET": "embedded"})
+    assert proc.returncode == 0, proc.stderr
+    rows = {c["grade_id"]: c for c in json.loads(proc.stdout)["checks"] if c["id"].startswith("model.")}
+    assert set(rows) == {"test_two_layer_accuracy", "test_features_accuracy", "test_fc_accuracy"}
+    assert {r["status"] for r in rows.values()} == {"passed"}, rows
