@@ -123,3 +123,47 @@ def build_mutant_submission(mutant, zip_path, notebooks_dir=SOURCE_ASSIGNMENT, s
             else:
                 z.write(REFERENCE / module, rel)
     return zip_path
+
+
+#: Run in the student's kernel right after the setup cell: every in-notebook comparison now passes.
+MONKEYPATCH_CELL = """\
+# (a hostile student) make every in-notebook comparison pass
+import numpy as np
+np.all = lambda *a, **k: True
+np.allclose = lambda *a, **k: True
+np.array_equal = lambda *a, **k: True
+np.max = lambda *a, **k: 0.0
+rel_error = lambda *a, **k: 0.0
+"""
+
+
+def build_monkeypatch_submission(zip_path, mutant_id="affine_forward_no_bias", notebook="01_layers.ipynb"):
+    """A submission with a wrong module AND a cell that monkeypatches numpy in the kernel.
+
+    The in-kernel grade cells of ``notebook`` then pass on the wrong code; the trusted checks
+    must not. The cell goes right after the first cell whose nbgrader grade_id is ``setup``
+    (or after the first code cell).
+
+    Returns
+    -------
+    Path of the zip.
+    """
+    import json
+
+    by_id = {m.id: m for m in MUTANTS}
+    zip_path = build_mutant_submission(by_id[mutant_id], zip_path)
+    nb = json.loads((SOURCE_ASSIGNMENT / notebook).read_text(encoding="utf-8"))
+    cells = nb["cells"]
+    setup = next((i for i, c in enumerate(cells)
+                  if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") == "setup"), None)
+    if setup is None:
+        setup = next(i for i, c in enumerate(cells) if c["cell_type"] == "code")
+    cells.insert(setup + 1, {"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [],
+                             "source": MONKEYPATCH_CELL.splitlines(keepends=True)})
+    rebuilt = zip_path.with_suffix(".tmp")
+    with zipfile.ZipFile(zip_path) as src, zipfile.ZipFile(rebuilt, "w", zipfile.ZIP_DEFLATED) as dst:
+        for item in src.infolist():
+            data = json.dumps(nb, indent=1).encode() if item.filename == notebook else src.read(item.filename)
+            dst.writestr(item.filename, data)
+    rebuilt.replace(zip_path)
+    return zip_path

@@ -174,3 +174,19 @@ def test_cli_also_evaluates_saved_models_next_to_the_package(kit, tmp_path):
     rows = {c["grade_id"]: c for c in json.loads(proc.stdout)["checks"] if c["id"].startswith("model.")}
     assert set(rows) == {"test_two_layer_accuracy", "test_features_accuracy", "test_fc_accuracy"}
     assert {r["status"] for r in rows.values()} == {"passed"}, rows
+
+
+def test_monkeypatch_submission_helper(kit, tmp_path):
+    """The helper the grading tests use: a wrong layers.py plus a numpy-patching cell after the setup cell."""
+    import zipfile
+
+    path = kit.build_monkeypatch_submission(tmp_path / "mallory.zip")
+    with zipfile.ZipFile(path) as z:
+        names = set(z.namelist())
+        nb = json.loads(z.read("01_layers.ipynb"))
+        layers = z.read("nnkit/layers.py").decode()
+    assert {"01_layers.ipynb", "nnkit/layers.py", "nnkit/optim.py"} <= names
+    sources = ["".join(c["source"]) for c in nb["cells"]]
+    i = sources.index(kit.MONKEYPATCH_CELL)
+    assert nb["cells"][i - 1]["metadata"]["nbgrader"]["grade_id"] == "setup"
+    assert "out = out  # in place" in layers

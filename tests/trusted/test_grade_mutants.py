@@ -27,6 +27,7 @@ def test_sampled_mutants_lose_points_in_grade(kit, tmp_path, use_sandbox):
     by_id = {m.id: m for m in kit.MUTANTS}
     for mid in SAMPLE:
         kit.build_mutant_submission(by_id[mid], subs / f"{mid}.zip")
+    kit.build_monkeypatch_submission(subs / "mallory.zip")
     settings = replace(Settings(), sandbox=use_sandbox, dataset="embedded", course_secret="test-secret")
     results = {r["student_id"]: r for r in grade("fcnets", subs, tmp_path / "out", workers=2, settings=settings)}
     ref = results["reference"]
@@ -34,3 +35,7 @@ def test_sampled_mutants_lose_points_in_grade(kit, tmp_path, use_sandbox):
     for mid in SAMPLE:
         r = results[mid]
         assert r["score"] < ref["score"], (mid, r["score"], ref["score"], r.get("reasons"))
+    # Monkeypatched numpy fooled the in-kernel cells; the trusted verdict stands and is flagged.
+    mallory = results["mallory"]
+    assert mallory["score"] < ref["score"]
+    assert "trusted_override" in mallory["flags"], mallory.get("reasons")
