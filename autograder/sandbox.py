@@ -47,8 +47,13 @@ non-root grader on Ubuntu >= 23.10 (GitHub's ubuntu-24.04 runners) needs
 ``sudo sysctl -w kernel.apparmor_restrict_unprivileged_userns=0`` once, and
 :func:`available` is False, with that advice in :func:`unavailable_reason`, until then.
 - memory (``memory_bytes``): ``RLIMIT_AS`` per process: a large allocation fails
-  with ``MemoryError`` inside; the grader is never OOM-killed. Reason
-  ``"memory"`` when the process died with a ``MemoryError``.
+  with ``MemoryError`` inside. And, when a memory cgroup is writable (root on
+  this machine), a per-run cgroup caps the whole tree's memory at
+  ``memory_bytes`` too, so many processes each under the cap cannot add up to
+  exhaust the machine: past it the kernel OOM-kills a process INSIDE the
+  sandbox, never the grader. Reason ``"memory"`` when the process died with a
+  ``MemoryError`` or the cgroup OOM-killed something. :func:`memory_limit_mode`
+  says which applies (without the cgroup the cap is per process only).
 - processes (``max_processes``): a per-run pids cgroup with ``pids.max`` when
   one is writable (cgroup v1 ``/sys/fs/cgroup/pids`` or a delegated v2 cgroup;
   true for root on this machine); otherwise ``RLIMIT_NPROC``, which works when
@@ -94,7 +99,8 @@ __all__ = [
     "python_paths",
     "sandbox_env",
     "process_limit_mode",
-    "PidsCgroup",
+    "RunCgroup",
+    "memory_limit_mode",
     "ProcessCountWatch",
     "count_descendants",
 ]
@@ -300,28 +306,38 @@ def bwrap_argv(
 
 
 # ---------------------------------------------------------------------------
-# Process limit: pids cgroup when writable, else RLIMIT_NPROC (non-root only).
+# Per-run cgroups: pids (process cap) and memory (the whole tree's memory), when writable.
+
+# controller -> the file that takes its limit, cgroup v1 / v2.
+_LIMIT_FILES = {"pids": ("pids.max", "pids.max"), "memory": ("memory.limit_in_bytes", "memory.max")}
 
 
-def _cgroup_pids_root() -> Path | None:
-    """A writable cgroup folder whose children can get ``pids.max``, or None."""
-    v1 = Path("/sys/fs/cgroup/pids")
+def _is_v2() -> bool:
+    return not Path("/sys/fs/cgroup/pids/cgroup.procs").exists() and Path("/sys/fs/cgroup/cgroup.controllers").exists()
+
+
+def _cgroup_root(controller: str) -> Path | None:
+    """A cgroup folder where we may make children limited by ``controller``, or None."""
     candidates = []
-    if (v1 / "cgroup.procs").exists():
-        # cgroup v1: our own pids cgroup folder.
-        try:
-            rel = next(l.split(":", 2)[2] for l in Path("/proc/self/cgroup").read_text().splitlines() if l.split(":")[1] == "pids")
-        except (OSError, StopIteration, IndexError):
-            rel = "/"
-        candidates.append(v1 / rel.lstrip("/"))
+    try:
+        lines = Path("/proc/self/cgroup").read_text().splitlines()
+    except OSError:
+        return None
+    if not _is_v2():
+        v1 = Path("/sys/fs/cgroup") / controller
+        rel = next((l.split(":", 2)[2] for l in lines if l.count(":") >= 2 and controller in l.split(":")[1].split(",")), None)
+        if rel is not None and (v1 / "cgroup.procs").exists():
+            candidates.append(v1 / rel.lstrip("/"))
     else:
-        try:
-            rel = next(l[3:] for l in Path("/proc/self/cgroup").read_text().splitlines() if l.startswith("0::"))
+        rel = next((l[3:] for l in lines if l.startswith("0::")), None)
+        if rel is not None:
             root = Path("/sys/fs/cgroup") / rel.lstrip("/")
-            if "pids" in (root / "cgroup.subtree_control").read_text().split():
-                candidates.append(root)
-        except (OSError, StopIteration):
-            pass
+            try:
+                if controller in (root / "cgroup.subtree_control").read_text().split():
+                    candidates.append(root)
+            except OSError:
+                pass
+    limit_file = _LIMIT_FILES[controller][1 if _is_v2() else 0]
     for c in candidates:
         _remove_stale_cgroups(c)
         probe = c / f"nnkit-probe-{os.getpid()}-{uuid.uuid4().hex[:6]}"
@@ -330,7 +346,7 @@ def _cgroup_pids_root() -> Path | None:
         except OSError:
             continue
         try:
-            (probe / "pids.max").write_text("10\n")
+            (probe / limit_file).write_text(f"{64 << 20 if controller == 'memory' else 10}\n")
             # Moving a process in can need more rights than creating the folder (cgroup v2
             # wants write access to the common ancestor): try it with a throwaway shell.
             moved = subprocess.run(["/bin/sh", "-c", 'echo $$ > "$0"', str(probe / "cgroup.procs")],
@@ -367,13 +383,21 @@ def _remove_stale_cgroups(root: Path) -> None:
                 pass
 
 
+# One-element lists so that tests can force a mode with monkeypatch.setattr(..., [None]).
 _pids_root_cache: list = []
+_memory_root_cache: list = []
 
 
 def _pids_root() -> Path | None:
     if not _pids_root_cache:
-        _pids_root_cache.append(_cgroup_pids_root())
+        _pids_root_cache.append(_cgroup_root("pids"))
     return _pids_root_cache[0]
+
+
+def _memory_root() -> Path | None:
+    if not _memory_root_cache:
+        _memory_root_cache.append(_cgroup_root("memory"))
+    return _memory_root_cache[0]
 
 
 def process_limit_mode() -> str:
@@ -383,26 +407,83 @@ def process_limit_mode() -> str:
     return "rlimit" if os.geteuid() != 0 else "watch"
 
 
-class PidsCgroup:
-    """A per-run pids cgroup (``pids.max``); :meth:`kill` SIGKILLs whatever is left in it."""
+def memory_limit_mode() -> str:
+    """How ``memory_bytes`` is enforced: ``"cgroup+rlimit"`` (whole tree and per process) or ``"rlimit"`` (per process)."""
+    return "cgroup+rlimit" if _memory_root() is not None else "rlimit"
 
-    def __init__(self, max_processes: int):
-        root = _pids_root()
-        if root is None:
-            raise RuntimeError("no writable pids cgroup here")
-        self.path = root / f"nnkit-sandbox-{os.getpid()}-{uuid.uuid4().hex[:10]}"
-        self.path.mkdir()
-        (self.path / "pids.max").write_text(f"{int(max_processes)}\n")
+
+def cgroups_available() -> bool:
+    return _pids_root() is not None or _memory_root() is not None
+
+
+class RunCgroup:
+    """The per-run cgroups of one sandbox: ``pids.max`` and the memory limit, as available.
+
+    :meth:`kill` SIGKILLs whatever is left in them; :meth:`oom_kills` says whether
+    the memory limit made the kernel kill something inside.
+    """
+
+    def __init__(self, limits: Limits):
+        name = f"nnkit-sandbox-{os.getpid()}-{uuid.uuid4().hex[:10]}"
+        v2 = _is_v2()
+        self.dirs: list[Path] = []
+        self.has_pids = self.has_memory = False
+        self.memory_dir: Path | None = None
+        try:
+            root = _pids_root()
+            if root is not None:
+                self._make(root / name)
+                (root / name / _LIMIT_FILES["pids"][v2]).write_text(f"{int(limits.max_processes)}\n")
+                self.has_pids = True
+            root = _memory_root()
+            if root is not None:
+                path = root / name
+                self._make(path)
+                (path / _LIMIT_FILES["memory"][v2]).write_text(f"{int(limits.memory_bytes)}\n")
+                # No swapping around the limit where swap is accounted.
+                swap = path / ("memory.swap.max" if v2 else "memory.memsw.limit_in_bytes")
+                if swap.exists():
+                    try:
+                        swap.write_text("0\n" if v2 else f"{int(limits.memory_bytes)}\n")
+                    except OSError:
+                        pass
+                self.memory_dir = path
+                self.has_memory = True
+        except OSError:
+            self.remove()
+            raise
+
+    def _make(self, path: Path) -> None:
+        if path not in self.dirs:
+            path.mkdir()
+            self.dirs.append(path)
 
     @property
-    def procs_file(self) -> str:
-        return str(self.path / "cgroup.procs")
+    def procs_files(self) -> list[str]:
+        return [str(d / "cgroup.procs") for d in self.dirs]
 
     def pids(self) -> list[int]:
-        try:
-            return [int(x) for x in (self.path / "cgroup.procs").read_text().split()]
-        except OSError:
-            return []
+        found = set()
+        for d in self.dirs:
+            try:
+                found.update(int(x) for x in (d / "cgroup.procs").read_text().split())
+            except OSError:
+                pass
+        return sorted(found)
+
+    def oom_kills(self) -> int:
+        """How many processes the memory limit killed (0 without a memory cgroup)."""
+        if self.memory_dir is None:
+            return 0
+        for name in ("memory.events", "memory.oom_control"):
+            try:
+                for line in (self.memory_dir / name).read_text().splitlines():
+                    key, _, value = line.partition(" ")
+                    if key == "oom_kill":
+                        return int(value)
+            except (OSError, ValueError):
+                continue
+        return 0
 
     def kill(self) -> None:
         # Several rounds: a process may fork between reading the list and the kill.
@@ -419,14 +500,15 @@ class PidsCgroup:
 
     def remove(self) -> None:
         self.kill()
-        for _ in range(100):
-            try:
-                self.path.rmdir()
-                return
-            except FileNotFoundError:
-                return
-            except OSError:
-                time.sleep(0.02)  # zombies not yet reaped
+        for d in self.dirs:
+            for _ in range(100):
+                try:
+                    d.rmdir()
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    time.sleep(0.02)  # zombies not yet reaped
 
 
 def count_descendants(pid: int) -> int:
@@ -508,14 +590,17 @@ def limited_bwrap_argv(
     readable: Iterable[os.PathLike | str] = (),
     cwd: os.PathLike | str,
     limits: Limits,
-    cgroup: PidsCgroup | None = None,
+    cgroup: RunCgroup | None = None,
 ) -> list[str]:
     """The full command: [cgroup entry] + bwrap + prlimit + ``argv``. Used by :func:`run` and the kernel."""
-    inner = limited_argv(argv, limits, nproc=cgroup is None and os.geteuid() != 0)
+    has_pids = cgroup is not None and cgroup.has_pids
+    inner = limited_argv(argv, limits, nproc=not has_pids and os.geteuid() != 0)
     cmd = bwrap_argv(inner, writable=writable, readable=readable, cwd=cwd, tmp_bytes=limits.file_bytes)
-    if cgroup is not None:
-        # Join the cgroup before bwrap forks anything, so no process escapes the count.
-        cmd = ["/bin/sh", "-c", 'echo $$ > "$0" && exec "$@"', cgroup.procs_file, *cmd]
+    if cgroup is not None and cgroup.dirs:
+        # Join the cgroups before bwrap forks anything, so no process escapes the count.
+        files = cgroup.procs_files
+        script = " && ".join(f'echo $$ > "${i + 1}"' for i in range(len(files))) + f' && shift {len(files)} && exec "$@"'
+        cmd = ["/bin/sh", "-c", script, "sh", *files, *cmd]
     return cmd
 
 
@@ -577,7 +662,7 @@ def run(
     ok, why = _probe()
     if not ok:
         raise SandboxUnavailableError(why)
-    cgroup = PidsCgroup(limits.max_processes) if _pids_root() is not None else None
+    cgroup = RunCgroup(limits) if cgroups_available() else None
     try:
         cmd = limited_bwrap_argv(argv, writable=writable, readable=readable, cwd=cwd, limits=limits, cgroup=cgroup)
         return _run_cmd(cmd, limits, sandbox_env(env), stdin, cgroup)
@@ -586,7 +671,7 @@ def run(
             cgroup.remove()
 
 
-def _run_cmd(cmd, limits: Limits, env, stdin, cgroup) -> SandboxResult:
+def _run_cmd(cmd, limits: Limits, env, stdin, cgroup: RunCgroup | None) -> SandboxResult:
     lock = threading.Lock()
     total = [0]
     over = threading.Event()
@@ -610,7 +695,7 @@ def _run_cmd(cmd, limits: Limits, env, stdin, cgroup) -> SandboxResult:
     out.start()
     err.start()
     watch = None
-    if cgroup is None and os.geteuid() == 0:  # root ignores RLIMIT_NPROC: poll instead
+    if (cgroup is None or not cgroup.has_pids) and os.geteuid() == 0:  # root ignores RLIMIT_NPROC: poll instead
         watch = ProcessCountWatch(proc.pid, limits.max_processes, lambda: _kill(proc, None))
         watch.start()
     if stdin:
@@ -650,6 +735,8 @@ def _run_cmd(cmd, limits: Limits, env, stdin, cgroup) -> SandboxResult:
     if reason is None and rc > 128:
         sig = rc - 128
         reason = "timeout" if sig == signal.SIGXCPU else "killed"
+    if reason in (None, "killed") and cgroup is not None and cgroup.oom_kills() > 0:
+        reason = "memory"  # the memory cgroup killed something inside, even if the main process lived
     if reason is None and rc != 0 and b"MemoryError" in stderr[-4096:]:
         reason = "memory"
     return SandboxResult(
@@ -669,7 +756,7 @@ def _feed(pipe, data: bytes) -> None:
             pass
 
 
-def _kill(proc: subprocess.Popen, cgroup: PidsCgroup | None) -> None:
+def _kill(proc: subprocess.Popen, cgroup: RunCgroup | None) -> None:
     """SIGKILL the outer bwrap; --die-with-parent takes the namespace's init and so every process."""
     try:
         os.killpg(proc.pid, signal.SIGKILL)

@@ -13,7 +13,7 @@ for what is visible and how each limit is enforced):
 - no network: the kernel talks to the grader over ZMQ ``ipc`` (Unix sockets in
   the runtime folder), because with a fresh network namespace TCP loopback to
   the grader does not exist;
-- limits: ``RLIMIT_AS`` (memory), ``RLIMIT_CPU``, ``RLIMIT_FSIZE``, pids cgroup /
+- limits: ``RLIMIT_AS`` and a memory cgroup where writable (memory), ``RLIMIT_CPU``, ``RLIMIT_FSIZE``, pids cgroup /
   ``RLIMIT_NPROC`` (processes), a capped ``/tmp``; the per-cell wall time is
   nbgrader's ``Execute.timeout``; ``Limits.wall_seconds`` is the wall time of one
   kernel, i.e. of the whole notebook unless the grader restarts the kernel (a
@@ -155,7 +155,7 @@ class SandboxedKernelManager(AsyncKernelManager):
         self._runtime_dir = tempfile.mkdtemp(prefix="nnkit-k-", dir="/tmp")
         self.connection_file = os.path.join(self._runtime_dir, "kernel.json")
         self.ip = os.path.join(self._runtime_dir, "k")
-        self._cgroup: sandbox.PidsCgroup | None = None
+        self._cgroup: sandbox.RunCgroup | None = None
         self._timer: threading.Timer | None = None
         self._reason: str | None = None
         self._output_seen = 0
@@ -168,11 +168,14 @@ class SandboxedKernelManager(AsyncKernelManager):
 
     @property
     def stop_reason(self) -> str | None:
-        """Why the sandbox stopped the current kernel ("timeout", "output", "processes"), else None.
+        """Why the sandbox stopped the current kernel ("timeout", "output", "processes",
+        "memory" when the memory cgroup OOM-killed something inside), else None.
 
-        Set as soon as the sandbox kills the kernel, before any shutdown; a kernel
+        Known as soon as the sandbox kills the kernel, before any shutdown; a kernel
         that died by itself shows up only in :func:`kernel_outcomes` (reason "died").
         """
+        if self._reason is None and self._cgroup is not None and self._cgroup.oom_kills() > 0:
+            return "memory"
         return self._reason
 
     @property
@@ -195,8 +198,8 @@ class SandboxedKernelManager(AsyncKernelManager):
         # and takes the whole sandbox along: interrupt by message instead (ipykernel then
         # sends SIGINT to itself, inside the sandbox).
         self.kernel_spec.interrupt_mode = "message"
-        if self._cgroup is None and sandbox.process_limit_mode() == "cgroup":
-            self._cgroup = sandbox.PidsCgroup(self.max_processes)
+        if self._cgroup is None and sandbox.cgroups_available():
+            self._cgroup = sandbox.RunCgroup(self.limits)
         # The grader's environment (which nbclient passes to bwrap) never reaches the
         # kernel: `env -i` inside starts from the clean sandbox environment.
         env = sandbox.sandbox_env(self._kernel_env())
@@ -242,7 +245,8 @@ class SandboxedKernelManager(AsyncKernelManager):
         self._stdio = [sandbox._Capture(p, 64 << 10, lambda n: None) for p in (proc.stdout, proc.stderr)]
         for t in self._stdio:
             t.start()
-        if self._cgroup is None and os.geteuid() == 0:  # root ignores RLIMIT_NPROC: poll instead
+        if (self._cgroup is None or not self._cgroup.has_pids) and os.geteuid() == 0:
+            # root ignores RLIMIT_NPROC: poll instead
             self._watch = sandbox.ProcessCountWatch(proc.pid, self.max_processes, lambda: self._kill_for("processes"))
             self._watch.start()
         self._timer = threading.Timer(self.wall_seconds, self._kill_for, args=("timeout",))
@@ -304,7 +308,7 @@ class SandboxedKernelManager(AsyncKernelManager):
         reason = self._reason
         # Dead before the grader asked it to stop (os._exit, a crash, a signal): "died".
         if reason is None and rc is not None and not self._shutting_down:
-            if b"MemoryError" in stderr[-4096:]:
+            if b"MemoryError" in stderr[-4096:] or (self._cgroup is not None and self._cgroup.oom_kills() > 0):
                 reason = "memory"
             elif rc == 128 + signal.SIGXCPU:
                 reason = "cpu"

@@ -254,6 +254,33 @@ def test_memory_limit_fails_inside_and_grader_lives(course):
     assert ok.stdout.strip() == str(float(1 << 24)).encode()
 
 
+def test_memory_of_many_processes_is_capped_together(course):
+    """Six children each under the per-process cap, 2.4 GiB together against a 1 GiB cap."""
+    if sandbox.memory_limit_mode() != "cgroup+rlimit":
+        pytest.skip("no writable memory cgroup here: memory is capped per process only (RLIMIT_AS)")
+    code = """
+        import os, time
+        kids = []
+        for i in range(6):
+            pid = os.fork()
+            if pid == 0:
+                block = b"\\1" * (400 << 20)  # touched, so really resident
+                open(f"held{i}", "w").write("1")
+                time.sleep(3)
+                os._exit(0)
+            kids.append(pid)
+        statuses = [os.waitpid(p, 0)[1] for p in kids]
+        print(sum(1 for st in statuses if os.WIFSIGNALED(st) and os.WTERMSIG(st) == 9))
+    """
+    r = run_in(course, code, limits=Limits(memory_bytes=1 << 30, wall_seconds=30))
+    assert r.reason == "memory", r
+    held = len(list(course["work"].glob("held*")))
+    assert held < 6, "all six held 400 MiB at once under a 1 GiB cap"
+    assert r.stdout.strip() and int(r.stdout) >= 1, r  # the kernel OOM-killed children inside
+    ok = run_in(course, "print(len(b'x' * (300 << 20)))", limits=Limits(memory_bytes=1 << 30))
+    assert ok.stdout.strip() == str(300 << 20).encode() and ok.reason is None
+
+
 def test_output_limit_truncates_and_flags(course):
     t0 = time.monotonic()
     r = run_in(course, """
