@@ -46,7 +46,7 @@ def main(argv):
     if not sandbox.available():
         print(f"bubblewrap unavailable: {sandbox.unavailable_reason()}")
         return 0
-    print(f"process limit enforced by: {sandbox.process_limit_mode()}")
+    print(f"process cap: {sandbox.process_limit_mode()}   memory cap: {sandbox.memory_limit_mode()}")
     with tempfile.TemporaryDirectory() as d:
         work = Path(d)
         argv_pass = [sys.executable, "-c", "pass"]
