@@ -2,7 +2,9 @@
 import re
 import tomllib
 
-from conftest import REPO_ROOT
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 HEAVY = {"nbgrader", "nbval", "pytest", "jupyterlab", "notebook", "scikit-learn", "torch"}
 
