@@ -484,13 +484,17 @@ def _read_npz_verified(path: Path) -> dict:
                     version = None
                 if version is not None and not dtype.hasobject:
                     hlen = f.tell() - start
+                    count = int(np.prod(shape, dtype=np.int64))
+                    # Sizes first: a damaged header must not trigger a huge allocation.
+                    if hlen + count * dtype.itemsize != info.file_size:
+                        raise ValueError(f"member {info.filename} is damaged (size)")
                     f.seek(start)
                     crc = zlib.crc32(f.read(hlen))
-                    flat = np.empty(int(np.prod(shape, dtype=np.int64)), dtype=dtype)
+                    flat = np.empty(count, dtype=dtype)
                     if f.readinto(memoryview(flat).cast("B")) != flat.nbytes:
                         raise ValueError("truncated member")
-                    if hlen + flat.nbytes != info.file_size or zlib.crc32(flat, crc) != info.CRC:
-                        raise ValueError(f"member {info.filename} is damaged (size or CRC)")
+                    if zlib.crc32(flat, crc) != info.CRC:
+                        raise ValueError(f"member {info.filename} is damaged (CRC)")
                     arr = flat.reshape(shape, order="F" if fortran else "C")
             if arr is None:
                 with zf.open(info) as m:
