@@ -519,7 +519,8 @@ def _write_npz_atomic(path: Path, arrays: dict) -> None:
         raise
 
 
-def _check_raw(raw: dict, hw: tuple, n_train: int | None = None) -> None:
+def _check_raw(raw: dict, hw: tuple) -> None:
+    """Raise ValueError unless raw holds uint8 images (N, *hw) with N labels in 0..9."""
     for X, y in ((raw["Xtr"], raw["ytr"]), (raw["Xte"], raw["yte"])):
         if X.dtype != np.uint8 or X.shape[1:] != hw or y.shape != (len(X),):
             raise ValueError(f"unexpected arrays {X.shape} {X.dtype} / {y.shape}")

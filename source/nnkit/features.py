@@ -14,8 +14,8 @@ Differences from the CS231n starter code, on purpose:
 
 Kept from the starter, so results carry over: forward differences, orientation
 ``arctan2(gy, gx + 1e-15)`` in degrees ``+ 90``, 9 bins of 20 degrees over
-(0, 180) (a gradient whose orientation falls outside, i.e. most gradients
-pointing left, is not counted), the MEAN magnitude of each 8x8 cell per bin,
+(0, 180) (a gradient whose orientation falls outside, i.e. one pointing left,
+gx < 0, is not counted), the MEAN magnitude of each 8x8 cell per bin,
 no block normalisation.
 """
 from __future__ import annotations
