@@ -80,7 +80,8 @@ def check_close(what, got, expected, tol, cause=""):
     got = np.asarray(got)
     assert got.shape == expected.shape, (
         f"{what}: expected shape {expected.shape}, got {got.shape}. {cause}")
-    assert np.all(np.isfinite(got)), f"{what}: got non-finite values (nan or inf): {_show(got)}. {cause}"
+    assert np.all(np.isfinite(got)), (
+        f"{what}: expected {_show(expected)}, got non-finite values (nan or inf): {_show(got)}. {cause}")
     err = rel_error(got.astype(np.float64), expected)
     assert err < tol, (
         f"{what}: relative error {err:.2e}, more than the {tol:.0e} allowed.\n"
