@@ -121,14 +121,15 @@ class Assignment:
         return self.manifest.assignment
 
 
-def locate(assignment: str | Path, root: Path = REPO_ROOT) -> Assignment:
+def locate(assignment: str | Path, root: Path = REPO_ROOT, release_dir: str | Path | None = None) -> Assignment:
     """An assignment by name (`source/<name>/manifest.toml` in the repo) or by manifest path.
 
-    The release is `<repo>/assignments/<name>/` beside `<repo>/source/<name>/`.
+    The release is `release_dir`, by default `<repo>/assignments/<name>/` beside
+    `<repo>/source/<name>/`.
     """
     manifest = load_manifest(assignment, root)
     source_dir = manifest.path.parent
-    release_dir = source_dir.parent.parent / "assignments" / manifest.assignment
+    release_dir = Path(release_dir) if release_dir else source_dir.parent.parent / "assignments" / manifest.assignment
     if not (release_dir / "nnkit").is_dir():
         raise FileNotFoundError(
             f"no release at {release_dir}: build it first with `python -m autograder release {manifest.assignment}`")
@@ -184,6 +185,38 @@ class Template:
     hidden_lines: tuple[str, ...]
     has_trusted: bool
     cells: tuple[tuple[str, str, str, float], ...] = ()  # (notebook, grade_id, cell_type, max_score) per graded cell
+
+
+_TEMPLATES: dict[str, Template] = {}
+
+
+def _inputs_digest(a: Assignment) -> str:
+    import hashlib
+
+    h = hashlib.sha256(a.name.encode())
+    files = [a.source_dir / nb for nb in a.manifest.notebooks]
+    files += [a.release_dir / rel for rel in _release_support_files(a.release_dir)]
+    for f in files:
+        h.update(str(f).encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()
+
+
+def cached_template(a: Assignment) -> Template:
+    """The template course for `a`, built once per process and per content of its inputs.
+
+    It lives in its own temporary folder, removed when the process exits; a change to a
+    source notebook or a release file builds a fresh one.
+    """
+    import atexit
+
+    key = _inputs_digest(a)
+    t = _TEMPLATES.get(key)
+    if t is None or not Path(t.root, "gradebook.db").is_file():
+        root = Path(tempfile.mkdtemp(prefix="nnkit-template-"))
+        atexit.register(shutil.rmtree, root, True)
+        t = _TEMPLATES[key] = prepare_template(a, root / "course")
+    return t
 
 
 def prepare_template(a: Assignment, root: Path) -> Template:
@@ -383,8 +416,11 @@ def _tree_bytes(path) -> int:
     return total
 
 
-def _scan_suspicious(workdir: Path, notebooks: Iterable[str], modules: Iterable[str]) -> list[str]:
-    """Names of SUSPICIOUS patterns found in the student's own code (not in locked cells)."""
+def _scan_suspicious(workdir: Path, notebooks: Iterable[str], modules: Iterable[str], release: Path) -> list[str]:
+    """Names of SUSPICIOUS patterns found in the student's own code.
+
+    Locked cells and cells identical to a release cell are the instructor's and skipped.
+    """
     import nbformat
 
     texts = []
@@ -393,11 +429,12 @@ def _scan_suspicious(workdir: Path, notebooks: Iterable[str], modules: Iterable[
         if p.is_file():
             try:
                 nb = nbformat.read(str(p), as_version=4)
+                given = {c.source for c in nbformat.read(str(release / name), as_version=4).cells}
             except Exception:
                 continue
             for cell in nb.cells:
                 meta = cell.metadata.get("nbgrader", {})
-                if cell.cell_type == "code" and not (meta.get("locked") or meta.get("grade")):
+                if cell.cell_type == "code" and not (meta.get("locked") or meta.get("grade")) and cell.source not in given:
                     texts.append(cell.source)
     for mod in modules:
         p = workdir / mod
@@ -468,7 +505,7 @@ def grade_submission(template: Template, settings: Settings, student_id: str, wo
         flags.add("repaired")
     if any(r["kind"] in ("edited", "renamed") or (r["kind"] == "metadata" and "changed" in r["detail"]) for r in repairs):
         flags.add("suspicious")
-    scan = _scan_suspicious(sub, template.notebooks, template.student_modules)
+    scan = _scan_suspicious(sub, template.notebooks, template.student_modules, Path(template.release))
     if scan:
         flags.add("suspicious")
         reasons.append("suspicious code: " + ", ".join(scan))
@@ -835,7 +872,7 @@ def _rejected(student_id: str, reasons: list[str]) -> dict:
 
 def grade(assignment: str | Path, submissions: str | Path, out: str | Path, *, workers: int = 1,
           db: str | None = None, settings: Settings = Settings(), root: Path = REPO_ROOT,
-          progress=None) -> list[dict]:
+          release_dir: str | Path | None = None, progress=None) -> list[dict]:
     """Grade every submission in `submissions`; write everything into `out`; return the results.
 
     Each result: `student_id, status, score, max_score, flags, reasons, cells, repairs, ...`
@@ -844,7 +881,7 @@ def grade(assignment: str | Path, submissions: str | Path, out: str | Path, *, w
     """
     from . import outputs
 
-    a = locate(assignment, root)
+    a = locate(assignment, root, release_dir)
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     db_url = db or f"sqlite:///{out / 'gradebook.db'}"
@@ -853,7 +890,7 @@ def grade(assignment: str | Path, submissions: str | Path, out: str | Path, *, w
     results: dict[str, dict] = {}
     pool = None
     try:
-        template = prepare_template(a, tmp / "template")
+        template = cached_template(a)
         register_assignment(a, db_url, tmp / "register")
         feedback_out = out / "feedback"
         jobs = []

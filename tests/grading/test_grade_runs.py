@@ -1,0 +1,66 @@
+"""`grade` as a command: regrading is idempotent and keeps manual grades; no sandbox, no grading."""
+from __future__ import annotations
+
+import csv
+from dataclasses import replace
+
+import pytest
+
+from autograder import grade as G
+from autograder import sandbox
+
+from .conftest import STUB_OPS, TOY_MANIFEST, make_submission
+
+SETTINGS = replace(G.Settings(), cell_timeout=20, notebook_timeout=90)
+
+
+def test_without_bubblewrap_grading_is_refused_and_says_why(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(sandbox, "available", lambda: False)
+    monkeypatch.setattr(sandbox, "unavailable_reason", lambda: "bubblewrap is not installed (install the 'bubblewrap' package)")
+    (tmp_path / "subs").mkdir()
+    code = G.grade_command(str(TOY_MANIFEST), str(tmp_path / "subs"), str(tmp_path / "out"))
+    err = capsys.readouterr().err
+    assert code == 2 and "bubblewrap is not installed" in err and "--unsafe-no-sandbox" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_bad_worker_count_and_missing_folders_are_clear_errors(tmp_path, capsys):
+    assert G.grade_command(str(TOY_MANIFEST), str(tmp_path), str(tmp_path / "out"), workers=0) == 2
+    assert "--workers" in capsys.readouterr().err
+    if sandbox.available():
+        assert G.grade_command(str(TOY_MANIFEST), str(tmp_path / "nope"), str(tmp_path / "out")) == 2
+        assert "--submissions" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not sandbox.available(), reason="bubblewrap is needed: " + sandbox.unavailable_reason())
+def test_regrading_is_idempotent_and_keeps_manual_grades_in_any_gradebook_url(tmp_path, toy_release):
+    from nbgrader.api import Gradebook
+
+    subs, out = tmp_path / "subs", tmp_path / "out"
+    make_submission(toy_release, subs / "ann")
+    make_submission(toy_release, subs / "ben", ops=STUB_OPS, double=None)
+    db = f"sqlite:///{tmp_path / 'elsewhere' / 'course.db'}"
+    (tmp_path / "elsewhere").mkdir()
+    first = {r["student_id"]: r for r in G.grade(TOY_MANIFEST, subs, out, db=db, settings=SETTINGS, workers=1)}
+    assert not (out / "gradebook.db").exists()  # --db was honoured
+    assert (first["ann"]["score"], first["ben"]["score"]) == (6.0, 1.0)  # ben: only his saved model passes
+
+    # An instructor grades ann's written answer and takes a point off ben's test_model by hand.
+    with Gradebook(db, "nnkit") as gb:
+        gb.find_grade("answer_why", "01_toy", "toy", "ann").manual_score = 1.0
+        gb.find_grade("test_model", "01_toy", "toy", "ben").manual_score = 0.0
+        gb.db.commit()
+
+    second = {r["student_id"]: r for r in G.grade(TOY_MANIFEST, subs, out, db=db, settings=SETTINGS, workers=1)}
+    assert (second["ann"]["score"], second["ben"]["score"]) == (7.0, 0.0)
+    for sid in ("ann", "ben"):
+        auto1 = {c["grade_id"]: c["score"] for c in first[sid]["cells"]}
+        auto2 = {c["grade_id"]: c["score"] for c in second[sid]["cells"]}
+        assert auto1 == auto2
+    with Gradebook(db, "nnkit") as gb:
+        assert len(gb.students) == 2 and len(gb.find_assignment("toy").submissions) == 2
+        assert gb.find_grade("answer_why", "01_toy", "toy", "ann").manual_score == 1.0
+    rows = {r["student_id"]: r for r in csv.DictReader(open(out / "grades.csv"))}
+    assert rows["ann"]["score"] == "7" and rows["ben"]["score"] == "0"
+    by_check = {r["student_id"]: r for r in csv.DictReader(open(out / "grades_by_check.csv"))}
+    assert by_check["ann"]["answer_why"] == "1" and by_check["ben"]["test_model"] == "0"
