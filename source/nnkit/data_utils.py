@@ -234,8 +234,12 @@ def load_CIFAR10(root):
                                    f"Fix: {_fetch_hint('cifar10', root.parent)}")
     parts = [_read_cifar_batch_uint8(root / n) for n in CIFAR_TRAIN_FILES]
     test_rows, Yte = _read_cifar_batch_uint8(root / CIFAR_TEST_FILE)
-    # One casting copy per split, straight from the stored rows to float64 NHWC.
-    Xtr = _cifar_rows_to_nhwc(np.concatenate([p[0] for p in parts]))
+    # One casting copy per batch, straight from the stored rows into float64 NHWC.
+    Xtr = np.empty((sum(len(p[0]) for p in parts), 32, 32, 3))
+    start = 0
+    for rows, _ in parts:
+        _to_view(rows.reshape(-1, 3, 32, 32), False, None, chw=True, out=Xtr[start:start + len(rows)])
+        start += len(rows)
     Ytr = np.concatenate([p[1] for p in parts])
     return Xtr, Ytr, _cifar_rows_to_nhwc(test_rows), Yte
 
@@ -627,13 +631,15 @@ def _take(idx: np.ndarray, n: int | None, what: str, name: str) -> np.ndarray:
     return idx[:n]
 
 
-def _to_view(images: np.ndarray, channels_first: bool, dtype, chw: bool = False) -> np.ndarray:
+def _to_view(images: np.ndarray, channels_first: bool, dtype, chw: bool = False,
+             out: np.ndarray | None = None) -> np.ndarray:
     """Images -> the CIFAR-shaped view in ``dtype``, C-contiguous, in one casting copy.
 
     Parameters
     ----------
     images : (N, 32, 32, 3), or (N, 3, 32, 32) when ``chw``, or gray (N, 32, 32); any real dtype
     channels_first : output (N, 3, 32, 32) if True, else (N, 32, 32, 3)
+    out : optional C-contiguous array of the output shape to fill (``dtype`` is then its dtype)
 
     Returns
     -------
@@ -647,19 +653,13 @@ def _to_view(images: np.ndarray, channels_first: bool, dtype, chw: bool = False)
     else:
         src = images.transpose(0, 3, 1, 2) if channels_first else images
     shape = (n, 3, 32, 32) if channels_first else (n, 32, 32, 3)
-    out = np.empty(shape, dtype=dtype)
-    if src.ndim == 4 and src.shape == shape and src.flags.c_contiguous:
-        np.copyto(out, src, casting="unsafe")         # same layout: one streaming cast
-        return out
-    # A transposing (or broadcasting) copy, in blocks: the strided reordering happens in a
-    # small buffer of the source dtype that stays in the caches, and the big output is
-    # written sequentially.
-    block = 256
-    buf = np.empty((block,) + shape[1:], dtype=src.dtype)
-    for i in range(0, n, block):
-        m = min(block, n - i)
-        np.copyto(buf[:m], np.broadcast_to(src[i:i + m], (m,) + shape[1:]))
-        np.copyto(out[i:i + m], buf[:m], casting="unsafe")
+    if out is None:
+        out = np.empty(shape, dtype=dtype)
+    # In blocks of 1000 images (a transposing copy then stays in the caches); same-layout
+    # copies stream.
+    for i in range(0, n, 1000):
+        m = min(1000, n - i)
+        np.copyto(out[i:i + m], np.broadcast_to(src[i:i + m], (m,) + shape[1:]), casting="unsafe")
     return out
 
 
