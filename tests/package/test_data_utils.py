@@ -239,3 +239,193 @@ def test_embedded_sizes_and_dtype():
 def test_env_selects_dataset(monkeypatch):
     monkeypatch.setenv("NNKIT_DATASET", "embedded")
     assert len(du.load_dataset()["y_train"]) == 1266
+
+
+# ---------------------------------------------------------------------------
+# CIFAR-10 on tiny batches in the real pickle format
+# ---------------------------------------------------------------------------
+def test_load_cifar_batch_real_format(tmp_path):
+    written = write_cifar(tmp_path / "cifar-10-batches-py", n_per_batch=3)
+    rows, labels = written["data_batch_2"]
+    X, Y = du.load_CIFAR_batch(tmp_path / "cifar-10-batches-py" / "data_batch_2")
+    assert X.shape == (3, 32, 32, 3) and X.dtype == np.float64
+    assert Y.dtype == np.int64 and np.array_equal(Y, labels)
+    for n in range(3):
+        assert np.array_equal(X[n], cifar_row_to_hwc(rows[n]))
+
+
+def test_load_cifar10_concatenates_in_order(tmp_path):
+    folder = tmp_path / "cifar-10-batches-py"
+    written = write_cifar(folder, n_per_batch=2)
+    Xtr, Ytr, Xte, Yte = du.load_CIFAR10(folder)
+    assert Xtr.shape == (10, 32, 32, 3) and Xte.shape == (2, 32, 32, 3)
+    assert Xtr.dtype == np.float64 and Xtr.flags.c_contiguous
+    want_rows = [r for i in range(1, 6) for r in written[f"data_batch_{i}"][0]]
+    want_y = [int(v) for i in range(1, 6) for v in written[f"data_batch_{i}"][1]]
+    assert Ytr.tolist() == want_y
+    for n in (0, 3, 9):
+        assert np.array_equal(Xtr[n], cifar_row_to_hwc(want_rows[n]))
+    assert np.array_equal(Xte[1], cifar_row_to_hwc(written["test_batch"][0][1]))
+
+
+def test_cifar_batch_refuses_code(tmp_path):
+    import pickle
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("echo pwned",))
+
+    bad = tmp_path / "data_batch_1"
+    bad.write_bytes(pickle.dumps({b"data": Evil(), b"labels": []}, protocol=2))
+    with pytest.raises(ValueError, match="not a readable CIFAR-10"):
+        du.load_CIFAR_batch(bad)
+
+
+def test_cifar_truncated_batch_is_a_clear_error(tmp_path):
+    folder = tmp_path / "cifar-10-batches-py"
+    write_cifar(folder, n_per_batch=2)
+    blob = (folder / "data_batch_3").read_bytes()
+    (folder / "data_batch_3").write_bytes(blob[: len(blob) // 2])
+    with pytest.raises(ValueError, match="data_batch_3"):
+        du.load_CIFAR10(folder)
+
+
+def test_cifar10_load_dataset_splits_and_cache(tmp_path):
+    folder = tmp_path / "cifar-10-batches-py"
+    written = write_cifar(folder, n_per_batch=4)  # 20 train, 4 test
+    rows = np.concatenate([written[f"data_batch_{i}"][0] for i in range(1, 6)])
+    ys = np.concatenate([written[f"data_batch_{i}"][1] for i in range(1, 6)])
+    d = du.load_dataset("cifar10", root=tmp_path, num_training=15, num_validation=3, num_test=2,
+                        subtract_mean=False)
+    # CS231n split: train the first 15, val the next 3, test the first 2 of test_batch
+    assert np.array_equal(d["y_train"], ys[:15]) and np.array_equal(d["y_val"], ys[15:18])
+    assert np.array_equal(d["y_test"], written["test_batch"][1][:2])
+    assert d["X_val"].shape == (3, 3, 32, 32)
+    assert np.array_equal(d["X_val"][2], cifar_row_to_hwc(rows[17]).transpose(2, 0, 1))
+    assert d["class_names"][0] == "airplane" and len(d["class_names"]) == 10
+    cache = tmp_path / "cache" / "cifar10.npz"
+    assert cache.is_file()
+    # mean: from the training split only, by its definition
+    m = du.load_dataset("cifar10", root=tmp_path, num_training=15, num_validation=3, num_test=2)
+    want_mean = np.mean([cifar_row_to_hwc(r) for r in rows[:15]], axis=0).transpose(2, 0, 1)
+    assert np.allclose(m["mean_image"], want_mean, atol=1e-12)
+    assert np.allclose(m["X_test"][0], cifar_row_to_hwc(written["test_batch"][0][0]).transpose(2, 0, 1)
+                       - want_mean, atol=1e-12)
+    with pytest.raises(ValueError, match="too many"):
+        du.load_dataset("cifar10", root=tmp_path, num_training=19, num_validation=2)
+
+
+def test_cifar_cache_is_used_without_sources_and_rebuilt_when_corrupt(tmp_path):
+    folder = tmp_path / "cifar-10-batches-py"
+    written = write_cifar(folder, n_per_batch=2)
+    kw = dict(root=tmp_path, num_training=8, num_validation=2, num_test=2, subtract_mean=False)
+    first = du.load_dataset("cifar10", **kw)
+    cache = tmp_path / "cache" / "cifar10.npz"
+    good = cache.read_bytes()
+    # 1. the cache alone is enough (the batches were deleted after caching)
+    moved = tmp_path / "moved"
+    folder.rename(moved)
+    again = du.load_dataset("cifar10", **kw)
+    assert np.array_equal(again["X_train"], first["X_train"])
+    # 2. a damaged cache without sources is never used: the dataset counts as missing
+    flipped = bytearray(good)
+    flipped[len(flipped) // 2] ^= 0xFF  # one byte inside the image data: the CRC catches it
+    cache.write_bytes(bytes(flipped))
+    with pytest.raises(du.DatasetNotFoundError):
+        du.load_dataset("cifar10", **kw)
+    # 3. with the sources back, a damaged (here: half-written) cache is rebuilt
+    moved.rename(folder)
+    cache.write_bytes(good[: len(good) // 2])
+    rebuilt = du.load_dataset("cifar10", **kw)
+    assert np.array_equal(rebuilt["X_train"], first["X_train"])
+    assert cache.read_bytes() != good[: len(good) // 2]
+    assert np.array_equal(du._read_npz_verified(cache)["Xtr"], np.load(cache)["Xtr"])
+
+
+def test_cache_is_rebuilt_when_a_source_file_changes(tmp_path):
+    folder = tmp_path / "cifar-10-batches-py"
+    write_cifar(folder, n_per_batch=2, seed=1)
+    kw = dict(root=tmp_path, num_training=8, num_validation=2, num_test=2, subtract_mean=False)
+    du.load_dataset("cifar10", **kw)
+    new = write_cifar(folder, n_per_batch=2, seed=2)  # new files: other sizes/mtimes
+    os.utime(folder / "test_batch", ns=(1, 1))
+    d = du.load_dataset("cifar10", **kw)
+    assert np.array_equal(d["y_test"], new["test_batch"][1])
+
+
+def test_cache_write_failure_is_silent(tmp_path, monkeypatch):
+    write_cifar(tmp_path / "cifar-10-batches-py", n_per_batch=2)
+
+    def fail(*a, **k):
+        raise PermissionError("read-only")
+    monkeypatch.setattr(du, "_write_npz_atomic", fail)
+    d = du.load_dataset("cifar10", root=tmp_path, num_training=8, num_validation=2, num_test=2)
+    assert d["X_train"].shape == (8, 3, 32, 32)
+    assert not (tmp_path / "cache" / "cifar10.npz").exists()
+
+
+# ---------------------------------------------------------------------------
+# MNIST: IDX (gz and raw) and CSV
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize("gz", [True, False])
+def test_mnist_idx(tmp_path, gz):
+    Xtr, ytr = mnist_arrays(7, 1)
+    Xte, yte = mnist_arrays(3, 2)
+    write_idx(tmp_path / "mnist", "train", Xtr, ytr, gz)
+    write_idx(tmp_path / "mnist", "t10k", Xte, yte, gz)
+    a, b, c, d = du.load_MNIST(tmp_path / "mnist")
+    assert a.shape == (7, 28, 28) and a.dtype == np.float64
+    assert np.array_equal(a, Xtr) and np.array_equal(b, ytr) and np.array_equal(c, Xte)
+    assert np.array_equal(d, yte)
+    data = du.load_dataset("mnist", root=tmp_path, num_training=5, num_validation=2, num_test=3,
+                           subtract_mean=False)
+    X = data["X_val"]
+    assert X.shape == (2, 3, 32, 32) and np.array_equal(data["y_val"], ytr[5:7])
+    # the documented view: 2 pixels of zero padding around the 28x28 digit, 3 equal channels
+    for c in range(3):
+        assert np.array_equal(X[1, c, 2:30, 2:30], Xtr[6])
+    assert X[:, :, :2].sum() == 0 and X[:, :, 30:].sum() == 0 and X[:, :, :, :2].sum() == 0
+    assert data["class_names"] == tuple("0123456789")
+
+
+def test_mnist_idx_truncated_or_wrong(tmp_path):
+    Xtr, ytr = mnist_arrays(4, 1)
+    folder = tmp_path / "mnist"
+    write_idx(folder, "train", Xtr, ytr, gz=False)
+    blob = (folder / "train-images-idx3-ubyte").read_bytes()
+    (folder / "train-images-idx3-ubyte").write_bytes(blob[:-10])
+    with pytest.raises(ValueError, match="truncated"):
+        du.load_mnist_idx(folder / "train-images-idx3-ubyte", folder / "train-labels-idx1-ubyte")
+    with pytest.raises(ValueError, match="magic"):
+        du.load_mnist_idx(folder / "train-labels-idx1-ubyte", folder / "train-labels-idx1-ubyte")
+
+
+@pytest.mark.parametrize("header", [False, True])
+def test_mnist_csv(tmp_path, header):
+    Xtr, ytr = mnist_arrays(6, 3)
+    Xte, yte = mnist_arrays(2, 4)
+    folder = tmp_path / "mnist"
+    folder.mkdir()
+    write_csv(folder / "mnist_train.csv", Xtr, ytr, header)
+    write_csv(folder / "mnist_test.csv", Xte, yte, header)
+    X, y = du.load_mnist_csv(folder / "mnist_train.csv")
+    assert X.dtype == np.uint8 and np.array_equal(X, Xtr) and np.array_equal(y, ytr)
+    d = du.load_dataset("mnist", root=tmp_path, num_training=4, num_validation=2, num_test=2,
+                        subtract_mean=False, channels_first=False)
+    assert d["X_train"].shape == (4, 32, 32, 3)
+    assert np.array_equal(d["X_test"][1, 2:30, 2:30, 0], Xte[1])
+    # cached: the second load reads cache/mnist.npz, and it matches
+    assert (tmp_path / "cache" / "mnist.npz").is_file()
+    d2 = du.load_dataset("mnist", root=tmp_path, num_training=4, num_validation=2, num_test=2,
+                         subtract_mean=False, channels_first=False)
+    assert np.array_equal(d2["X_train"], d["X_train"])
+
+
+def test_mnist_csv_bad_rows(tmp_path):
+    p = tmp_path / "bad.csv"
+    p.write_text("3," + ",".join(["0"] * 10) + "\n")
+    with pytest.raises(ValueError, match="785 columns"):
+        du.load_mnist_csv(p)
+    p.write_text("3," + ",".join(["300"] * 784) + "\n")
+    with pytest.raises(ValueError):
+        du.load_mnist_csv(p)
