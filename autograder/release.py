@@ -27,6 +27,7 @@ import sys
 import tempfile
 import time
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from string import Template
@@ -323,9 +324,27 @@ def open_course(plan: Plan, workdir: Path, exclude_overwriting: bool = True) -> 
     return Course(Path(workdir), config, api), released
 
 
-def run_reference(plan: Plan, workdir: Path) -> Path:
+def _reference_env(plan: Plan) -> dict[str, str]:
+    """The environment of the reference kernels: this process's, plus KERNEL_ENV and the
+    repository's datasets, minus nbgrader's variables (expensive cells must run)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NBGRADER_")}
+    env["NNKIT_DATA_DIR"] = str(plan.root / "datasets")
+    for k, v in KERNEL_ENV.items():
+        if v is None:
+            env.pop(k, None)
+        else:
+            env[k] = v
+    return env
+
+
+def run_reference(plan: Plan, workdir: Path, env: dict[str, str] | None = None) -> Path:
     """Execute the source notebooks once (nbclient, embedded dataset) beside the reference
-    nnkit; returns the folder holding the notebooks, the package and the saved models."""
+    nnkit; returns the folder holding the notebooks, the package and the saved models.
+
+    The kernels get `env` explicitly (default `_reference_env`), never os.environ at the
+    time they start: nbgrader's validate, running meanwhile in another thread, sets
+    NBGRADER_EXECUTION in os.environ, which would make the reference skip its training.
+    """
     import nbclient
     import nbformat
     from . import nbgrader_course as nc
@@ -334,18 +353,18 @@ def run_reference(plan: Plan, workdir: Path) -> Path:
     nc.copy_tree(plan.source_dir, workdir, list(m.notebooks))
     nc.copy_tree(plan.root / "source", workdir, plan.package_files)
     _write(workdir / "manifest.toml", manifest_toml(m))
-    with nc.environ(NNKIT_DATA_DIR=str(plan.root / "datasets"), **KERNEL_ENV):
-        for nb_name in m.notebooks:
-            nb = nbformat.read(str(workdir / nb_name), as_version=4)
-            client = nbclient.NotebookClient(nb, timeout=CELL_TIMEOUT, kernel_name="python3",
-                                             resources={"metadata": {"path": str(workdir)}})
-            try:
-                client.execute()
-            except nbclient.exceptions.CellExecutionError as exc:
-                first_line, error = _failed_cell(nb)
-                line = line_of(plan.source_dir / nb_name, first_line) if first_line else 1
-                raise ReleaseError("self-grade", f"source/{m.assignment}/{nb_name}", line,
-                                   f"the reference notebook fails to execute: {error or exc.ename}") from None
+    env = dict(env) if env is not None else _reference_env(plan)
+    for nb_name in m.notebooks:
+        nb = nbformat.read(str(workdir / nb_name), as_version=4)
+        client = nbclient.NotebookClient(nb, timeout=CELL_TIMEOUT, kernel_name="python3",
+                                         resources={"metadata": {"path": str(workdir)}})
+        try:
+            client.execute(env=env)
+        except nbclient.exceptions.CellExecutionError as exc:
+            first_line, error = _failed_cell(nb)
+            line = line_of(plan.source_dir / nb_name, first_line) if first_line else 1
+            raise ReleaseError("self-grade", f"source/{m.assignment}/{nb_name}", line,
+                               f"the reference notebook fails to execute: {error or exc.ename}") from None
     for model in m.saved_models:
         if not (workdir / model).is_file():
             raise ReleaseError("self-grade", f"source/{m.assignment}", 1,
@@ -501,15 +520,24 @@ def build_release(assignment: str, *, root: Path = REPO_ROOT, output: str | Path
         shutil.copytree(staging, validate_copy)
         from . import nbgrader_course as nc
 
-        with nc.environ(**KERNEL_ENV):
-            _gate(lambda: check_validate(validate_copy, plan.manifest.notebooks, course.config))
-        lap("validate --invert")
         scores = {}
-        if self_grade_gate:
-            reference = run_reference(plan, scratch / "reference")
-            lap("execute reference notebooks")
-            scores = self_grade(plan, course, reference, staging)
-            lap("self-grade (autograde reference + release)")
+        with nc.environ(NNKIT_DATA_DIR=str(plan.root / "datasets"), **KERNEL_ENV), \
+                ThreadPoolExecutor(max_workers=1) as pool:
+            # The reference notebooks (training on the embedded dataset: the slowest step)
+            # execute in a second kernel while validate runs: two cores, two kernels.
+            reference = (pool.submit(run_reference, plan, scratch / "reference", _reference_env(plan))
+                         if self_grade_gate else None)
+            try:
+                _gate(lambda: check_validate(validate_copy, plan.manifest.notebooks, course.config))
+            finally:
+                if reference is not None and not reference.done():
+                    reference.cancel()
+            lap("validate --invert")
+            if reference is not None:
+                reference_dir = reference.result()
+                lap("execute reference notebooks (beyond validate)")
+                scores = self_grade(plan, course, reference_dir, staging)
+                lap("self-grade (autograde reference + release)")
         # Nothing may have written into the staged release meanwhile.
         _gate(lambda: check_hidden_files(staging))
         _gate(lambda: check_allow_list(staging, plan.expected_files()))
