@@ -52,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     os.close(fd)
     try:
         np.savez_compressed(tmp, images=images, labels=labels)
+        os.chmod(tmp, 0o644)
         os.replace(tmp, out)
     finally:
         if os.path.exists(tmp):

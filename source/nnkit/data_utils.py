@@ -514,6 +514,7 @@ def _write_npz_atomic(path: Path, arrays: dict) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; a shared course folder needs to read it
         os.replace(tmp, path)
     except BaseException:
         try:
