@@ -303,32 +303,42 @@ def _orientation_bins(gx1, gy):
 def _gray_batch(imgs):
     """``rgb2gray`` of a stack of images, with the same bits as ``np.dot`` per image.
 
-    ``np.dot`` of an (..., 3) array with the weights calls the BLAS dot once per pixel.
-    Where that dot computes ``(r w0 + g w1) + b w2`` in plain double arithmetic (checked
-    once per process on a probe), the same expression on whole planes is 5x faster;
-    otherwise ``np.dot`` itself is used.
+    ``np.dot`` of an (H, W, 3) image with the weights is a BLAS call whose rounding
+    depends on the BLAS build. Where it computes ``(r w0 + g w1) + b w2`` in plain
+    double arithmetic (checked once per image size on random probes), the same
+    expression on whole planes is 5x faster; otherwise ``np.dot`` itself is used.
+
+    Parameters
+    ----------
+    imgs : (N, H, W, C) with C >= 3
+
+    Returns
+    -------
+    gray : (N, H, W) float64
     """
     rgb = imgs[..., :3]
-    if _plain_dot_matches():
+    if _plain_dot_matches(imgs.shape[1:3]):
         w0, w1, w2 = GRAY_WEIGHTS
         return (rgb[..., 0] * w0 + rgb[..., 1] * w1) + rgb[..., 2] * w2
     return np.dot(rgb, GRAY_WEIGHTS)
 
 
-_PLAIN_DOT = None
+_PLAIN_DOT = {}  # (H, W) -> whether np.dot per image equals the plain expression
 
 
-def _plain_dot_matches():
-    global _PLAIN_DOT
-    if _PLAIN_DOT is None:
+def _plain_dot_matches(hw):
+    hw = tuple(hw)
+    if not isinstance(_PLAIN_DOT, dict):  # tests force one answer
+        return bool(_PLAIN_DOT)
+    if hw not in _PLAIN_DOT:
         rng = np.random.default_rng(12345)
-        probe = np.concatenate([rng.uniform(0, 255, (4, 32, 32, 3)),
-                                rng.integers(0, 256, (4, 32, 32, 3)).astype(np.float64),
-                                rng.random((4, 32, 32, 3))])
+        probe = np.concatenate([rng.uniform(0, 255, (3,) + hw + (3,)),
+                                rng.integers(0, 256, (3,) + hw + (3,)).astype(np.float64),
+                                rng.random((3,) + hw + (3,))])
         w0, w1, w2 = GRAY_WEIGHTS
         plain = (probe[..., 0] * w0 + probe[..., 1] * w1) + probe[..., 2] * w2
-        _PLAIN_DOT = all(np.array_equal(np.dot(p, GRAY_WEIGHTS), q) for p, q in zip(probe, plain))
-    return _PLAIN_DOT
+        _PLAIN_DOT[hw] = all(np.array_equal(np.dot(p, GRAY_WEIGHTS), q) for p, q in zip(probe, plain))
+    return _PLAIN_DOT[hw]
 
 
 def color_histograms_hsv_batch(imgs, nbin=10, xmin=0, xmax=255, normalized=True):

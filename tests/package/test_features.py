@@ -313,3 +313,12 @@ def test_runs_without_scipy_or_sklearn():
                          text=True, timeout=120)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
     assert out.stderr == ""   # nothing on stderr: a graded cell would lose its points
+
+
+def test_batched_rgb_other_sizes():
+    imgs = images("integer", n=6, shape=(24, 40, 3), seed=9)
+    fns = [ft.hog_feature, ft.color_histogram_hsv]
+    F = ft.extract_features(imgs, fns)
+    assert F.shape == (6, 5 * 3 * 9 + 10)
+    assert np.abs(F - per_image(imgs, fns)).max() < 1e-12
+    assert np.abs(F[0, :135] - hog_by_definition(imgs[0])).max() < 1e-10
