@@ -212,8 +212,10 @@ def test_batched_on_orientations_a_few_ulps_from_bin_edges():
 
 def test_batched_gray_input_and_partial():
     imgs = images("integer", n=12, shape=(32, 32))
+    before = imgs.copy()
     fns = [ft.hog_feature, functools.partial(ft.color_histogram_hsv, nbin=5)]
     F = ft.extract_features(imgs, fns, chunk=5)
+    assert np.array_equal(imgs, before)  # the caller's images are never written to
     assert F.shape == (12, 149)
     assert np.abs(F - per_image(imgs, fns)).max() < 1e-12
     assert np.all(F[:, 144] == 1.0) and np.all(F[:, 145:] == 0)  # gray: hue 0 everywhere
