@@ -134,6 +134,14 @@ def build_config(
     return c
 
 
+def config_for_manifest(root: str | Path, manifest, **kwargs):
+    """`build_config` for an assignment's manifest (autograder.manifest.Manifest): its
+    student modules are taken from the submission (exclude_overwriting); every other
+    file comes from the course's source folder. `kwargs` go to build_config."""
+    return build_config(root, assignment=manifest.assignment,
+                        exclude_overwriting=manifest.student_modules, **kwargs)
+
+
 def make_api(config):
     """An `NbGraderAPI` for `config` (from `build_config`)."""
     from nbgrader.apps import NbGraderAPI

@@ -30,7 +30,6 @@ import io
 import re
 import tokenize
 from dataclasses import dataclass
-from pathlib import Path
 
 BEGIN = "### BEGIN SOLUTION"
 END = "### END SOLUTION"
@@ -222,26 +221,3 @@ def strip_source(text: str, path: str = "<string>") -> StrippedFile:
         raise StripError(path, src_row, f"the stubbed module does not compile (stubbed line {exc.lineno}: "
                                         f"{exc.msg}); a region must hold whole statements") from None
     return StrippedFile(text=result, regions=tuple(regions), stubs=tuple(stubs))
-
-
-def strip_file(src: str | Path, dest: str | Path, display_path: str | None = None) -> StrippedFile:
-    """Strip `src` into `dest`, bytes in and out (newlines and encoding preserved)."""
-    src, dest = Path(src), Path(dest)
-    raw = src.read_bytes()
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise StripError(display_path or str(src), line, "not valid UTF-8") from None
-    result = strip_source(text, display_path or str(src))
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    dest.write_bytes(result.text.encode("utf-8"))
-    return result
-
-
-def has_regions(path: str | Path, display_path: str | None = None) -> bool:
-    """True when a source file holds at least one (well-formed) solution region."""
-    text = Path(path).read_text(encoding="utf-8")
-    if not _MARKER_LIKE.search(text):
-        return False
-    return bool(find_regions(text, display_path or str(path)))

@@ -36,3 +36,14 @@ def test_environ_sets_and_restores(monkeypatch):
         assert "NNKIT_X" not in os.environ and os.environ["NNKIT_Y"] == "new"
     import os
     assert os.environ["NNKIT_X"] == "old" and "NNKIT_Y" not in os.environ
+
+
+def test_config_for_manifest_excludes_exactly_the_student_modules(tmp_path):
+    from autograder.manifest import load_manifest
+    from .helpers import MINI
+
+    m = load_manifest("mini", MINI)
+    cfg = nc.config_for_manifest(tmp_path, m, timeout=5)
+    # source/mini/manifest.toml lists these two student modules.
+    assert cfg.Autograde.exclude_overwriting == {"mini": ["nnkit/ops.py", "nnkit/sub/extra.py"]}
+    assert cfg.Execute.timeout == 5

@@ -234,8 +234,12 @@ def load_CIFAR10(root):
                                    f"Fix: {_fetch_hint('cifar10', root.parent)}")
     parts = [_read_cifar_batch_uint8(root / n) for n in CIFAR_TRAIN_FILES]
     test_rows, Yte = _read_cifar_batch_uint8(root / CIFAR_TEST_FILE)
-    # One casting copy per split, straight from the stored rows to float64 NHWC.
-    Xtr = _cifar_rows_to_nhwc(np.concatenate([p[0] for p in parts]))
+    # One casting copy per batch, straight from the stored rows into float64 NHWC.
+    Xtr = np.empty((sum(len(p[0]) for p in parts), 32, 32, 3))
+    start = 0
+    for rows, _ in parts:
+        _to_view(rows.reshape(-1, 3, 32, 32), False, None, chw=True, out=Xtr[start:start + len(rows)])
+        start += len(rows)
     Ytr = np.concatenate([p[1] for p in parts])
     return Xtr, Ytr, _cifar_rows_to_nhwc(test_rows), Yte
 
@@ -484,13 +488,17 @@ def _read_npz_verified(path: Path) -> dict:
                     version = None
                 if version is not None and not dtype.hasobject:
                     hlen = f.tell() - start
+                    count = int(np.prod(shape, dtype=np.int64))
+                    # Sizes first: a damaged header must not trigger a huge allocation.
+                    if hlen + count * dtype.itemsize != info.file_size:
+                        raise ValueError(f"member {info.filename} is damaged (size)")
                     f.seek(start)
                     crc = zlib.crc32(f.read(hlen))
-                    flat = np.empty(int(np.prod(shape, dtype=np.int64)), dtype=dtype)
+                    flat = np.empty(count, dtype=dtype)
                     if f.readinto(memoryview(flat).cast("B")) != flat.nbytes:
                         raise ValueError("truncated member")
-                    if hlen + flat.nbytes != info.file_size or zlib.crc32(flat, crc) != info.CRC:
-                        raise ValueError(f"member {info.filename} is damaged (size or CRC)")
+                    if zlib.crc32(flat, crc) != info.CRC:
+                        raise ValueError(f"member {info.filename} is damaged (CRC)")
                     arr = flat.reshape(shape, order="F" if fortran else "C")
             if arr is None:
                 with zf.open(info) as m:
@@ -506,6 +514,7 @@ def _write_npz_atomic(path: Path, arrays: dict) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; a shared course folder needs to read it
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -515,7 +524,8 @@ def _write_npz_atomic(path: Path, arrays: dict) -> None:
         raise
 
 
-def _check_raw(raw: dict, hw: tuple, n_train: int | None = None) -> None:
+def _check_raw(raw: dict, hw: tuple) -> None:
+    """Raise ValueError unless raw holds uint8 images (N, *hw) with N labels in 0..9."""
     for X, y in ((raw["Xtr"], raw["ytr"]), (raw["Xte"], raw["yte"])):
         if X.dtype != np.uint8 or X.shape[1:] != hw or y.shape != (len(X),):
             raise ValueError(f"unexpected arrays {X.shape} {X.dtype} / {y.shape}")
@@ -622,13 +632,15 @@ def _take(idx: np.ndarray, n: int | None, what: str, name: str) -> np.ndarray:
     return idx[:n]
 
 
-def _to_view(images: np.ndarray, channels_first: bool, dtype, chw: bool = False) -> np.ndarray:
+def _to_view(images: np.ndarray, channels_first: bool, dtype, chw: bool = False,
+             out: np.ndarray | None = None) -> np.ndarray:
     """Images -> the CIFAR-shaped view in ``dtype``, C-contiguous, in one casting copy.
 
     Parameters
     ----------
     images : (N, 32, 32, 3), or (N, 3, 32, 32) when ``chw``, or gray (N, 32, 32); any real dtype
     channels_first : output (N, 3, 32, 32) if True, else (N, 32, 32, 3)
+    out : optional C-contiguous array of the output shape to fill (``dtype`` is then its dtype)
 
     Returns
     -------
@@ -642,19 +654,13 @@ def _to_view(images: np.ndarray, channels_first: bool, dtype, chw: bool = False)
     else:
         src = images.transpose(0, 3, 1, 2) if channels_first else images
     shape = (n, 3, 32, 32) if channels_first else (n, 32, 32, 3)
-    out = np.empty(shape, dtype=dtype)
-    if src.ndim == 4 and src.shape == shape and src.flags.c_contiguous:
-        np.copyto(out, src, casting="unsafe")         # same layout: one streaming cast
-        return out
-    # A transposing (or broadcasting) copy, in blocks: the strided reordering happens in a
-    # small buffer of the source dtype that stays in the caches, and the big output is
-    # written sequentially.
-    block = 256
-    buf = np.empty((block,) + shape[1:], dtype=src.dtype)
-    for i in range(0, n, block):
-        m = min(block, n - i)
-        np.copyto(buf[:m], np.broadcast_to(src[i:i + m], (m,) + shape[1:]))
-        np.copyto(out[i:i + m], buf[:m], casting="unsafe")
+    if out is None:
+        out = np.empty(shape, dtype=dtype)
+    # In blocks of 1000 images (a transposing copy then stays in the caches); same-layout
+    # copies stream.
+    for i in range(0, n, 1000):
+        m = min(1000, n - i)
+        np.copyto(out[i:i + m], np.broadcast_to(src[i:i + m], (m,) + shape[1:]), casting="unsafe")
     return out
 
 

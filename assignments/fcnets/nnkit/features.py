@@ -14,8 +14,8 @@ Differences from the CS231n starter code, on purpose:
 
 Kept from the starter, so results carry over: forward differences, orientation
 ``arctan2(gy, gx + 1e-15)`` in degrees ``+ 90``, 9 bins of 20 degrees over
-(0, 180) (a gradient whose orientation falls outside, i.e. most gradients
-pointing left, is not counted), the MEAN magnitude of each 8x8 cell per bin,
+(0, 180) (a gradient whose orientation falls outside, i.e. one pointing left,
+gx < 0, is not counted), the MEAN magnitude of each 8x8 cell per bin,
 no block normalisation.
 """
 from __future__ import annotations
@@ -303,32 +303,42 @@ def _orientation_bins(gx1, gy):
 def _gray_batch(imgs):
     """``rgb2gray`` of a stack of images, with the same bits as ``np.dot`` per image.
 
-    ``np.dot`` of an (..., 3) array with the weights calls the BLAS dot once per pixel.
-    Where that dot computes ``(r w0 + g w1) + b w2`` in plain double arithmetic (checked
-    once per process on a probe), the same expression on whole planes is 5x faster;
-    otherwise ``np.dot`` itself is used.
+    ``np.dot`` of an (H, W, 3) image with the weights is a BLAS call whose rounding
+    depends on the BLAS build. Where it computes ``(r w0 + g w1) + b w2`` in plain
+    double arithmetic (checked once per image size on random probes), the same
+    expression on whole planes is 5x faster; otherwise ``np.dot`` itself is used.
+
+    Parameters
+    ----------
+    imgs : (N, H, W, C) with C >= 3
+
+    Returns
+    -------
+    gray : (N, H, W) float64
     """
     rgb = imgs[..., :3]
-    if _plain_dot_matches():
+    if _plain_dot_matches(imgs.shape[1:3]):
         w0, w1, w2 = GRAY_WEIGHTS
         return (rgb[..., 0] * w0 + rgb[..., 1] * w1) + rgb[..., 2] * w2
     return np.dot(rgb, GRAY_WEIGHTS)
 
 
-_PLAIN_DOT = None
+_PLAIN_DOT = {}  # (H, W) -> whether np.dot per image equals the plain expression
 
 
-def _plain_dot_matches():
-    global _PLAIN_DOT
-    if _PLAIN_DOT is None:
+def _plain_dot_matches(hw):
+    hw = tuple(hw)
+    if not isinstance(_PLAIN_DOT, dict):  # tests force one answer
+        return bool(_PLAIN_DOT)
+    if hw not in _PLAIN_DOT:
         rng = np.random.default_rng(12345)
-        probe = np.concatenate([rng.uniform(0, 255, (4, 32, 32, 3)),
-                                rng.integers(0, 256, (4, 32, 32, 3)).astype(np.float64),
-                                rng.random((4, 32, 32, 3))])
+        probe = np.concatenate([rng.uniform(0, 255, (3,) + hw + (3,)),
+                                rng.integers(0, 256, (3,) + hw + (3,)).astype(np.float64),
+                                rng.random((3,) + hw + (3,))])
         w0, w1, w2 = GRAY_WEIGHTS
         plain = (probe[..., 0] * w0 + probe[..., 1] * w1) + probe[..., 2] * w2
-        _PLAIN_DOT = all(np.array_equal(np.dot(p, GRAY_WEIGHTS), q) for p, q in zip(probe, plain))
-    return _PLAIN_DOT
+        _PLAIN_DOT[hw] = all(np.array_equal(np.dot(p, GRAY_WEIGHTS), q) for p, q in zip(probe, plain))
+    return _PLAIN_DOT[hw]
 
 
 def color_histograms_hsv_batch(imgs, nbin=10, xmin=0, xmax=255, normalized=True):
@@ -349,19 +359,21 @@ def color_histograms_hsv_batch(imgs, nbin=10, xmin=0, xmax=255, normalized=True)
         rgb = np.broadcast_to(imgs / xmax, imgs.shape[:3] + (3,))
     else:
         rgb = imgs[..., :3] / xmax
-    hue = _hue(rgb) * xmax
+    hue = _hue(rgb)
+    hue *= xmax
     hue = hue.reshape(n, -1)
 
     # np.histogram's rule for equal bins: index by scaling, then fix by the exact edges;
     # values equal to the last edge go to the last bin, values outside are dropped.
     edges = np.linspace(xmin, xmax, nbin + 1)
-    inside = (hue >= edges[0]) & (hue <= edges[-1])
+    # hue lies in [0, xmax): values can fall outside the edges only when xmin > 0
+    inside = (hue >= edges[0]) & (hue <= edges[-1]) if edges[0] > 0 or edges[-1] < xmax else None
     idx = ((hue - edges[0]) * (nbin / (edges[-1] - edges[0]))).astype(np.intp)
     np.clip(idx, 0, nbin - 1, out=idx)
     idx -= (hue < edges[idx]) & (idx > 0)
     idx += (hue >= edges[idx + 1]) & (idx < nbin - 1)
     idx += (np.arange(n, dtype=np.intp) * nbin)[:, None]
-    idx = idx.ravel() if inside.all() else idx[inside]
+    idx = idx.ravel() if inside is None else idx[inside]
     counts = np.bincount(idx, minlength=n * nbin).reshape(n, nbin).astype(np.float64)
     # color_histogram_hsv multiplies np.histogram's result by the bin widths; with
     # density=True that result is counts / width / total. The same operations, in order.
@@ -400,8 +412,15 @@ def _hue(arr):
     ipos = delta > 0
     safe = delta + ~ipos                     # delta, or 1 where delta == 0 (exact)
     # The same expressions as rgb_to_hsv; blue overrides green overrides red.
-    out = np.where(b == arr_max, 4. + (r - g) / safe,
-                   np.where(g == arr_max, 2. + (b - r) / safe, (g - b) / safe))
+    # Selected by 0/1 masks (exact: one mask is 1, the products of the others are zeros);
+    # faster than np.where's branches.
+    is_b = b == arr_max
+    is_g = (g == arr_max) & ~is_b
+    is_r = ~(is_b | is_g)
+    out = (g - b) / safe
+    out *= is_r
+    out += (2. + (b - r) / safe) * is_g
+    out += (4. + (r - g) / safe) * is_b
     out *= ipos                              # 0 where delta == 0 (a -0.0 bins like 0.0)
     out /= 6.0
     # rgb_to_hsv then takes `% 1.0`; here out >= -1/6, and numpy's float modulo of a

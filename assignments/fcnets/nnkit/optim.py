@@ -70,7 +70,9 @@ def sgd_momentum(w, dw, config=None):
     config = _config(config, w, dw, "sgd_momentum")
     config.setdefault("learning_rate", 1e-2)
     config.setdefault("momentum", 0.9)
-    v = config.get("velocity", np.zeros_like(w))
+    v = config.get("velocity")
+    if v is None:  # (not config.get(..., np.zeros_like(w)): that allocates on every call)
+        v = np.zeros_like(w)
 
     next_w = None
     # TODO: Implement the momentum update. Store the updated weights in next_w
@@ -105,7 +107,8 @@ def rmsprop(w, dw, config=None):
     config.setdefault("learning_rate", 1e-2)
     config.setdefault("decay_rate", 0.99)
     config.setdefault("epsilon", 1e-8)
-    config.setdefault("cache", np.zeros_like(w))
+    if "cache" not in config:  # (not setdefault: np.zeros_like(w) would run on every call)
+        config["cache"] = np.zeros_like(w)
 
     next_w = None
     # TODO: Implement the RMSprop update. Store the updated weights in next_w
@@ -143,8 +146,9 @@ def adam(w, dw, config=None):
     config.setdefault("beta1", 0.9)
     config.setdefault("beta2", 0.999)
     config.setdefault("epsilon", 1e-8)
-    config.setdefault("m", np.zeros_like(w))
-    config.setdefault("v", np.zeros_like(w))
+    for key in ("m", "v"):  # (not setdefault(key, np.zeros_like(w)): that allocates on every call)
+        if key not in config:
+            config[key] = np.zeros_like(w)
     config.setdefault("t", 0)
 
     next_w = None

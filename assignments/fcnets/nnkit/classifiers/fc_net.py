@@ -15,9 +15,21 @@ Weights are drawn as ``weight_scale * np.random.randn(d_in, d_out)`` layer by
 layer, ``W1`` first, from numpy's global random state (so ``np.random.seed``
 makes them reproducible); biases start at zero.
 """
+import math
+
 import numpy as np
 
-from nnkit.layers import dropout_backward, dropout_forward, softmax_loss
+# The layers your loss functions may use (not all of them are needed).
+from nnkit.layer_utils import affine_relu_backward, affine_relu_forward  # noqa: F401
+from nnkit.layers import (  # noqa: F401
+    affine_backward,
+    affine_forward,
+    dropout_backward,
+    dropout_forward,
+    relu_backward,
+    relu_forward,
+    softmax_loss,
+)
 
 __all__ = ["TwoLayerNet", "FullyConnectedNet"]
 
@@ -86,7 +98,7 @@ class TwoLayerNet:
         grads : dict
             When y is given: the same keys and shapes as ``self.params``.
         """
-        _check_input("TwoLayerNet", X, self.params["W1"].shape[0])
+        X = _check_input("TwoLayerNet", X, self.params["W1"].shape[0])
         W1, b1 = self.params["W1"], self.params["b1"]
         W2, b2 = self.params["W2"], self.params["b2"]
         scores = None
@@ -224,8 +236,7 @@ class FullyConnectedNet:
         grads : dict
             When y is given: the same keys, shapes and dtypes as ``self.params``.
         """
-        _check_input("FullyConnectedNet", X, self.params["W1"].shape[0])
-        X = np.asarray(X).astype(self.dtype, copy=False)
+        X = _check_input("FullyConnectedNet", X, self.params["W1"].shape[0]).astype(self.dtype, copy=False)
         mode = "test" if y is None else "train"
         if self.use_dropout:
             self.dropout_param["mode"] = mode
@@ -275,9 +286,11 @@ def _check_dims(name, **dims):
 
 
 def _check_input(name, X, D):
-    shape = np.shape(X)
-    if len(shape) < 2 or int(np.prod(shape[1:])) != D:
+    """X as an array, after checking that it flattens to (N, D)."""
+    X = np.asarray(X)
+    if X.ndim < 2 or math.prod(X.shape[1:]) != D:
         raise ValueError(
-            f"{name}.loss: X has shape {shape}, which does not flatten to (N, {D}); each "
+            f"{name}.loss: X has shape {X.shape}, which does not flatten to (N, {D}); each "
             f"example must hold input_dim = {D} numbers."
         )
+    return X
