@@ -237,6 +237,10 @@ def _nets(P: _Plan):
     c = P.call("two_layer.init", "net_init", dict(F, cls="TwoLayerNet", kwargs=kw, np_seed=P.np_seed))
     P.check("two_layer.init_keys_shapes", "test_two_layer_init", c, dict_arrays("params", shapes_only=True))
     P.check("two_layer.init_statistics", "test_two_layer_init", c, _init_stats("params", ws), weight=2)
+    # The documented draw order makes runs reproducible after np.random.seed (curves match the reference's).
+    P.check("two_layer.init_same_draws", "test_two_layer_init", c,
+            dict_arrays("params", hint="draw W1 then W2 as weight_scale * np.random.randn(rows, columns) from "
+                        "numpy's global generator, biases zeros"), weight=0.5)
 
     # TwoLayerNet loss and gradients, with and without regularisation.
     N, D, H, C = P.dims(3, 7, 1) + P.dims(4, 8, 1) + P.dims(5, 9, 1) + P.dims(3, 6, 1)
@@ -267,6 +271,10 @@ def _nets(P: _Plan):
                   num_classes=int(P.rng.integers(5, 12)), weight_scale=ws, dtype=dtype)
         c = P.call(f"fc.init_{dtype}", "net_init", dict(F, cls="FullyConnectedNet", kwargs=kw, np_seed=P.np_seed))
         P.check(f"fc.init_{dtype}", "test_fc_init_loss", c, _init_stats("params", ws, dtype=dtype))
+        if dtype == "float64":
+            P.check("fc.init_same_draws", "test_fc_init_loss", c,
+                    dict_arrays("params", hint="draw W1, W2, ... in order as weight_scale * rng.randn(d_in, d_out)"),
+                    weight=0.25)
 
     # FullyConnectedNet loss and gradients: 2 and 3 hidden layers, reg 0 and reg > 1 (last layer included).
     for depth in (2, 3):
