@@ -171,6 +171,17 @@ def hidden_test_lines(source_dir: Path, notebooks: Iterable[str]) -> list[str]:
     return sorted(set(lines))
 
 
+def _secret_lines(a: Assignment, release: Path) -> list[str]:
+    """Hidden-test lines that students never see: those not also in a release notebook."""
+    import nbformat
+
+    visible = set()
+    for name in a.manifest.notebooks:
+        for cell in nbformat.read(str(release / name), as_version=4).cells:
+            visible.update(line.strip() for line in cell.source.splitlines())
+    return [line for line in hidden_test_lines(a.source_dir, a.manifest.notebooks) if line not in visible]
+
+
 @dataclass(frozen=True)
 class Template:
     """The prepared template course (plain data: it is sent to the workers)."""
@@ -185,6 +196,7 @@ class Template:
     hidden_lines: tuple[str, ...]
     has_trusted: bool
     cells: tuple[tuple[str, str, str, float], ...] = ()  # (notebook, grade_id, cell_type, max_score) per graded cell
+    students_release: str = ""  # the release folder students were given (may predate the source)
 
 
 _TEMPLATES: dict[str, Template] = {}
@@ -244,8 +256,9 @@ def prepare_template(a: Assignment, root: Path) -> Template:
         cells = tuple((nb.name, gc.name, gc.cell_type, float(gc.max_score))
                       for nb in gb.find_assignment(m.assignment).notebooks for gc in nb.grade_cells)
     return Template(assignment=m.assignment, root=str(root), release=str(release), notebooks=m.notebooks, cells=cells,
+                    students_release=str(a.release_dir),
                     student_modules=m.student_modules, submission_files=m.submission_files,
-                    support_files=tuple(support), hidden_lines=tuple(hidden_test_lines(a.source_dir, m.notebooks)),
+                    support_files=tuple(support), hidden_lines=tuple(_secret_lines(a, release)),
                     has_trusted=has_trusted)
 
 
@@ -497,11 +510,12 @@ def grade_submission(template: Template, settings: Settings, student_id: str, wo
     for nb in template.notebooks:
         if (sub / nb).is_file():
             try:
-                repairs += [asdict(r) for r in repair_file(sub / nb, Path(template.release) / nb, nb)]
+                repairs += [asdict(r) for r in repair_file(sub / nb, Path(template.release) / nb, nb,
+                                                           Path(template.students_release) / nb)]
             except Exception as exc:  # nbformat could not read it after all
                 (sub / nb).unlink()
                 ingest_info["refused_files"][nb] = f"unreadable notebook ({type(exc).__name__})"
-    if repairs:
+    if any(r["kind"] != "updated" for r in repairs):
         flags.add("repaired")
     if any(r["kind"] in ("edited", "renamed") or (r["kind"] == "metadata" and "changed" in r["detail"]) for r in repairs):
         flags.add("suspicious")
@@ -827,10 +841,15 @@ def write_gradebook(db_url: str, assignment: str, result: dict) -> tuple[float, 
     manual score still beats the auto score (nbgrader's rule). Cells that could
     not be graded are left at "needs manual grade", never 0.
     """
+    import warnings
+
     from nbgrader.api import Gradebook, MissingEntry
 
     sid = result["student_id"]
-    with Gradebook(db_url, COURSE_ID) as gb:
+    # nbgrader 0.9.6 with SQLAlchemy 2 warns "Object ... not in session" on every new
+    # submission; harmless (research notes), and it would bury the grade table.
+    with warnings.catch_warnings(), Gradebook(db_url, COURSE_ID) as gb:
+        warnings.simplefilter("ignore")
         gb.update_or_create_student(sid)
         try:
             submission = gb.find_submission(assignment, sid)

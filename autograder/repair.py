@@ -21,6 +21,7 @@ student's code, and nbgrader grades nothing in it). Every change is recorded as 
 from __future__ import annotations
 
 import copy
+import os
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -35,7 +36,8 @@ class Repair:
     kind : "missing" (re-inserted from the release), "duplicate" (extra copy made a
         plain cell), "renamed" (unknown grade_id made a plain cell, or re-identified),
         "retyped" (cell type restored), "metadata" (nbgrader metadata restored),
-        "edited" (a locked cell's source put back).
+        "edited" (a locked cell's source put back), "updated" (a locked cell as the
+        students' older release had it, brought up to date: the instructor's change).
     """
 
     notebook: str
@@ -87,21 +89,28 @@ def release_cells(release_nb) -> dict[str, dict]:
     return out
 
 
-def repair_notebook(submitted_nb, release_nb, notebook_name: str) -> tuple[Any, list[Repair]]:
+def repair_notebook(submitted_nb, release_nb, notebook_name: str, students_release_nb=None) -> tuple[Any, list[Repair]]:
     """Return a repaired copy of `submitted_nb` (an nbformat NotebookNode or dict) and the repairs made.
 
     Parameters
     ----------
     submitted_nb : the student's notebook, read with nbformat (as_version=4); not modified.
-    release_nb : the release notebook produced by nbgrader's generate_assignment.
+    release_nb : the release notebook produced by nbgrader's generate_assignment now.
     notebook_name : used in the repair records, e.g. "01_layers.ipynb".
+    students_release_nb : the release notebook students were given, if it may be older
+        than `release_nb`. A locked cell that still holds that version's text is brought
+        up to date as an "updated" repair (not suspicious: the instructor changed it).
     """
     nb = copy.deepcopy(submitted_nb)
     rel = release_cells(release_nb)
+    given = {gid: _source(info["cell"]) for gid, info in release_cells(students_release_nb).items()} \
+        if students_release_nb is not None else {}
     locked_by_source = {}
     for gid, info in rel.items():
         if info["locked"] and _source(info["cell"]).strip():
             locked_by_source.setdefault(_source(info["cell"]).strip(), gid)
+            if given.get(gid, "").strip():
+                locked_by_source.setdefault(given[gid].strip(), gid)
     repairs: list[Repair] = []
     cells = nb["cells"]
 
@@ -169,7 +178,11 @@ def repair_notebook(submitted_nb, release_nb, notebook_name: str) -> tuple[Any, 
             repairs.append(Repair(notebook_name, gid, "metadata", "nbgrader metadata changed; restored"))
         cell["metadata"]["nbgrader"] = copy.deepcopy(want)
         if rel[gid]["locked"] and _source(cell) != _source(ref):
-            repairs.append(Repair(notebook_name, gid, "edited", "locked cell was edited; the release source restored"))
+            if given.get(gid) is not None and _source(cell) == given[gid]:
+                repairs.append(Repair(notebook_name, gid, "updated", "locked cell from the students' release; "
+                                                                      "replaced by the current version"))
+            else:
+                repairs.append(Repair(notebook_name, gid, "edited", "locked cell was edited; the release source restored"))
             cell["source"] = _source(ref)
 
     # 4. re-insert what is missing, after the submitted copy of its nearest release predecessor.
@@ -206,7 +219,8 @@ def repair_notebook(submitted_nb, release_nb, notebook_name: str) -> tuple[Any, 
     return nb, repairs
 
 
-def repair_file(submitted_path, release_path, notebook_name: str | None = None) -> list[Repair]:
+def repair_file(submitted_path, release_path, notebook_name: str | None = None,
+                students_release_path=None) -> list[Repair]:
     """Repair a notebook file in place (a working copy; never the student's submission).
 
     Returns the repairs made; the file is rewritten only if there were any.
@@ -216,7 +230,10 @@ def repair_file(submitted_path, release_path, notebook_name: str | None = None) 
     name = notebook_name or str(submitted_path).rsplit("/", 1)[-1]
     submitted = nbformat.read(str(submitted_path), as_version=4)
     release = nbformat.read(str(release_path), as_version=4)
-    fixed, repairs = repair_notebook(submitted, release, name)
+    older = None
+    if students_release_path is not None and os.path.isfile(students_release_path):
+        older = nbformat.read(str(students_release_path), as_version=4)
+    fixed, repairs = repair_notebook(submitted, release, name, older)
     if repairs:
         nbformat.write(fixed, str(submitted_path))
     return repairs

@@ -143,3 +143,17 @@ def test_the_submission_object_is_not_modified(release_nb):
     before = copy.deepcopy(sub)
     repair_notebook(sub, release_nb, "01_toy.ipynb")
     assert sub == before
+
+
+def test_locked_cells_from_an_older_release_are_updated_without_suspicion(release_nb):
+    # The instructor fixed a test after releasing: students hold the old text.
+    older = copy.deepcopy(release_nb)
+    cell_by_id(older, "test_double").source = "assert double(3) == 6  # old wording"
+    sub = copy.deepcopy(older)
+    fixed, repairs = repair_notebook(sub, release_nb, "01_toy.ipynb", older)
+    assert [(r.grade_id, r.kind) for r in repairs] == [("test_double", "updated")]
+    assert not repairs[0].suspicious
+    assert cell_by_id(fixed, "test_double").source == cell_by_id(release_nb, "test_double").source
+    # Without the students' release the same text is an edit.
+    _, repairs = repair_notebook(sub, release_nb, "01_toy.ipynb")
+    assert [(r.grade_id, r.kind) for r in repairs] == [("test_double", "edited")] and repairs[0].suspicious
