@@ -730,8 +730,12 @@ def _apply_trusted(cells: list[dict], trusted: dict | None, flags: set, reasons:
 
 def _worker_main(conn, template: Template, settings: Settings, scratch: str, feedback_out: str) -> None:
     """A warm worker: nbgrader imported once, then one submission per message until None."""
+    import warnings
+
     os.setsid()  # its own process group, so the coordinator can kill it with every child
     os.environ.pop("PYTHONPATH", None)
+    # nbgrader 0.9.6 + SQLAlchemy 2: "Object ... not in session" on every submission; harmless.
+    warnings.filterwarnings("ignore", message=r".*not in session.*")
     import nbgrader.apps  # noqa: F401  (the 3 s import, once per worker)
 
     while True:

@@ -64,3 +64,17 @@ def test_regrading_is_idempotent_and_keeps_manual_grades_in_any_gradebook_url(tm
     assert rows["ann"]["score"] == "7" and rows["ben"]["score"] == "0"
     by_check = {r["student_id"]: r for r in csv.DictReader(open(out / "grades_by_check.csv"))}
     assert by_check["ann"]["answer_why"] == "1" and by_check["ben"]["test_model"] == "0"
+
+
+def test_unsafe_no_sandbox_grades_with_the_same_guards(tmp_path, toy_release, capsys):
+    # Same flow without bubblewrap (only for trusted code): the kernel-death guard still
+    # turns an os._exit into a partial grade instead of failing the submission.
+    subs = tmp_path / "subs"
+    make_submission(toy_release, subs / "cal", double="def double(x):\n    return 2 * x\nimport os\nos._exit(1)\n")
+    code = G.grade_command(str(TOY_MANIFEST), str(subs), str(tmp_path / "out"), unsafe_no_sandbox=True)
+    captured = capsys.readouterr()
+    assert code == 0 and "WITHOUT a sandbox" in captured.err
+    row = next(csv.DictReader(open(tmp_path / "out" / "grades.csv")))
+    # test_double needs the function from the cell that killed the kernel: 6 - 1 points.
+    assert (row["student_id"], row["status"], row["score"]) == ("cal", "partial", "5")
+    assert "kernel_died" in row["flags"]
