@@ -13,6 +13,7 @@ Nothing here imports nnkit.
 from __future__ import annotations
 
 import importlib.util
+import json
 import re
 import shutil
 import sys
@@ -85,6 +86,30 @@ def make_stub_package(dest):
     return pkg
 
 
+RELEASE_ASSIGNMENT = REPO_ROOT / "assignments" / "fcnets"
+_MARKER = re.compile(r"^[ \t]*### (BEGIN|END) SOLUTION[ \t]*\n?", re.M)
+
+
+def completed_notebook(name):
+    """The notebook as a diligent student hands it in: the release notebook with every solution
+    cell filled in from the source notebook (markers removed), everything else untouched.
+    Without a release, the source notebook itself."""
+    source = json.loads((SOURCE_ASSIGNMENT / name).read_text(encoding="utf-8"))
+    if not (RELEASE_ASSIGNMENT / name).is_file():
+        return source
+    release = json.loads((RELEASE_ASSIGNMENT / name).read_text(encoding="utf-8"))
+    answers = {}
+    for cell in source["cells"]:
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        if meta.get("solution") and meta.get("grade_id"):
+            answers[meta["grade_id"]] = _MARKER.sub("", "".join(cell["source"]))
+    for cell in release["cells"]:
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        if meta.get("solution") and meta.get("grade_id") in answers:
+            cell["source"] = answers[meta["grade_id"]].splitlines(keepends=True)
+    return release
+
+
 def build_mutant_submission(mutant, zip_path, notebooks_dir=SOURCE_ASSIGNMENT, student_modules=None):
     """A submission zip: the reference notebooks, the student modules with the mutant applied.
 
@@ -93,7 +118,8 @@ def build_mutant_submission(mutant, zip_path, notebooks_dir=SOURCE_ASSIGNMENT, s
     mutant : Mutant or None
         None gives the reference submission.
     zip_path : path of the zip to write (its stem is the student id)
-    notebooks_dir : folder holding the assignment's notebooks (and ``models/`` if any)
+    notebooks_dir : folder holding the assignment's notebooks (and ``models/`` if any); the
+        default (the source) gives ``completed_notebook``s: release notebooks with the answers in
     student_modules : list of "nnkit/..." paths (default: the manifest's)
 
     Returns
@@ -112,7 +138,10 @@ def build_mutant_submission(mutant, zip_path, notebooks_dir=SOURCE_ASSIGNMENT, s
     zip_path.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED) as z:
         for nb in sorted(Path(notebooks_dir).glob("*.ipynb")):
-            z.write(nb, nb.name)
+            if Path(notebooks_dir) == SOURCE_ASSIGNMENT:
+                z.writestr(nb.name, json.dumps(completed_notebook(nb.name), indent=1))
+            else:
+                z.write(nb, nb.name)
         for rel in saved_models:
             if (Path(notebooks_dir) / rel).is_file():
                 z.write(Path(notebooks_dir) / rel, rel)
@@ -148,11 +177,9 @@ def build_monkeypatch_submission(zip_path, mutant_id="affine_forward_no_bias", n
     -------
     Path of the zip.
     """
-    import json
-
     by_id = {m.id: m for m in MUTANTS}
     zip_path = build_mutant_submission(by_id[mutant_id], zip_path)
-    nb = json.loads((SOURCE_ASSIGNMENT / notebook).read_text(encoding="utf-8"))
+    nb = completed_notebook(notebook)
     cells = nb["cells"]
     setup = next((i for i, c in enumerate(cells)
                   if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") == "setup"), None)
