@@ -6,7 +6,6 @@ variants (epsilon inside the square root, x >= 0 in the ReLU mask) must keep
 full marks, the reference must score full marks and the untouched release zero.
 """
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 
