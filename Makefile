@@ -37,7 +37,7 @@ sandbox-tool:
 	  fi; \
 	fi
 
-demo: venv
+demo: venv sandbox-tool
 	$(PY) -m autograder demo
 
 # The suite, then every source notebook executed on the embedded dataset (nbval).
