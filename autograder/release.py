@@ -356,7 +356,10 @@ def run_reference(plan: Plan, workdir: Path, env: dict[str, str] | None = None) 
     env = dict(env) if env is not None else _reference_env(plan)
     for nb_name in m.notebooks:
         nb = nbformat.read(str(workdir / nb_name), as_version=4)
+        # The kernel's own log level: ipykernel 7 warns on stderr about TCP transport on
+        # every start, which is noise in the demo and the release output.
         client = nbclient.NotebookClient(nb, timeout=CELL_TIMEOUT, kernel_name="python3",
+                                         extra_arguments=["--IPKernelApp.log_level=ERROR"],
                                          resources={"metadata": {"path": str(workdir)}})
         try:
             client.execute(env=env)
