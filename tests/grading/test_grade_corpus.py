@@ -84,7 +84,13 @@ def test_no_attack_reached_outside_its_sandbox(graded):
     page = (out / "feedback" / "hostile" / "01_toy.html").read_text()
     for what in ("GRADEBOOK", "SOURCE", "OTHERS", "GRADEBOOK-WRITE", "CONFIG", "OTHER-WRITE", "NETWORK"):
         assert f"BLOCKED-{what}" in page, what
-    assert "LEAKED-" not in page
+    # A write the hostile believes succeeded is acceptable only where it landed in the
+    # sandbox's private /tmp (a repo cloned under /tmp has its venv bound there, so the
+    # folders above it exist inside the sandbox): the host file must not exist.
+    leaks = [line.strip() for line in page.splitlines() if "LEAKED-" in line]
+    contained = [line for line in leaks
+                 if (m := re.fullmatch(r"LEAKED-CONFIG (/tmp/\S+)", line)) and not Path(m.group(1)).exists()]
+    assert leaks == contained, leaks
     for cfg in ("out_config", "repo_config"):
         assert not graded["ctx"][cfg].exists()
     assert (graded["subs"] / "good" / "nnkit" / "ops.py").read_bytes() == graded["good_ops"]

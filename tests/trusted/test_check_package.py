@@ -161,19 +161,25 @@ def test_reference_meets_every_definition_based_check_for_many_seeds():
         assert [c["id"] for c in report["checks"] if c["status"] != "passed"] == [], seed
 
 
-def test_cli_also_evaluates_saved_models_next_to_the_package(kit, tmp_path):
+def test_cli_also_evaluates_saved_models_next_to_the_package(kit, trained, tmp_path):
+    """`check-package` with a models/ folder beside the package reports what check_models does."""
     import shutil
 
+    from autograder.trusted import check_models
+
+    sub, _ = trained
     pkg = kit.copy_reference(tmp_path)
-    shutil.copytree(REPO_ROOT / "source" / "fcnets" / "models", tmp_path / "models")
+    shutil.copytree(sub / "models", tmp_path / "models")
     proc = subprocess.run(
         [sys.executable, "-m", "autograder", "check-package", str(pkg), "--assignment", "fcnets", "--json",
          "--seed", "6"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
         env={**__import__("os").environ, "NNKIT_DATASET": "embedded"})
     assert proc.returncode == 0, proc.stderr
     rows = {c["grade_id"]: c for c in json.loads(proc.stdout)["checks"] if c["id"].startswith("model.")}
-    assert set(rows) == {"test_two_layer_accuracy", "test_features_accuracy", "test_fc_accuracy"}
-    assert {r["status"] for r in rows.values()} == {"passed"}, rows
+    assert set(rows) == {"test_two_layer_accuracy", "test_fc_accuracy", "test_features_accuracy"}
+    direct = {c["grade_id"]: c for c in check_models(tmp_path, "fcnets", "embedded")["checks"]}
+    for grade_id, row in rows.items():
+        assert (row["status"], row["points"]) == (direct[grade_id]["status"], direct[grade_id]["points"]), row
 
 
 def test_monkeypatch_submission_helper(kit, tmp_path):
