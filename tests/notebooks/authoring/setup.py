@@ -14,11 +14,16 @@ if IN_COLAB:
         drive.mount("/content/drive")
         os.chdir(Path("/content/drive/MyDrive") / folder)
     else:
-        clone = Path("/content/nnkit")
+        # The course's student repository holds the release (at its root, or in
+        # assignments/fcnets/); never the kit's own repository, whose source/ holds solutions.
+        url = globals().get("COLAB_REPO_URL")
+        if not url:
+            raise RuntimeError("set COLAB_ASSIGNMENT_DIR or COLAB_REPO_URL in the cell above, then run again")
+        clone = Path("/content/fcnets")
         if not clone.exists():
-            url = globals().get("COLAB_REPO_URL") or "https://github.com/nnkit-course/nnkit.git"
             subprocess.run(["git", "clone", "--depth", "1", url, str(clone)], check=True)
-        os.chdir(clone / "assignments" / "fcnets")
+        release = clone / "assignments" / "fcnets"
+        os.chdir(release if release.is_dir() else clone)
     requirements = Path("requirements.txt")
     packages = ["-r", str(requirements)] if requirements.is_file() else ["numpy", "matplotlib", "ipywidgets", "tqdm"]
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", *packages], check=True)
