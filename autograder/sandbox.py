@@ -696,7 +696,7 @@ def _run_cmd(cmd, limits: Limits, env, stdin, cgroup: RunCgroup | None) -> Sandb
     err.start()
     watch = None
     if (cgroup is None or not cgroup.has_pids) and os.geteuid() == 0:  # root ignores RLIMIT_NPROC: poll instead
-        watch = ProcessCountWatch(proc.pid, limits.max_processes, lambda: _kill(proc, None))
+        watch = ProcessCountWatch(proc.pid, limits.max_processes, lambda: kill_tree(proc, None))
         watch.start()
     if stdin:
         threading.Thread(target=_feed, args=(proc.stdin, stdin), daemon=True).start()
@@ -716,7 +716,7 @@ def _run_cmd(cmd, limits: Limits, env, stdin, cgroup: RunCgroup | None) -> Sandb
         elif time.monotonic() > deadline:
             reason = "timeout"
         if reason:
-            _kill(proc, cgroup)
+            kill_tree(proc, cgroup)
             break
     proc.wait()
     if watch is not None:
@@ -756,7 +756,7 @@ def _feed(pipe, data: bytes) -> None:
             pass
 
 
-def _kill(proc: subprocess.Popen, cgroup: RunCgroup | None) -> None:
+def kill_tree(proc: subprocess.Popen, cgroup: RunCgroup | None) -> None:
     """SIGKILL the outer bwrap; --die-with-parent takes the namespace's init and so every process."""
     try:
         os.killpg(proc.pid, signal.SIGKILL)

@@ -261,15 +261,8 @@ class SandboxedKernelManager(AsyncKernelManager):
             self._reason = reason
         proc = self._proc
         if proc is not None and proc.poll() is None:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-            try:
-                proc.kill()
-            except ProcessLookupError:
-                pass
-        if self._cgroup is not None:
+            sandbox.kill_tree(proc, self._cgroup)
+        elif self._cgroup is not None:
             self._cgroup.kill()
 
     def _count_output(self, msg: dict) -> None:
