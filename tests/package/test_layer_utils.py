@@ -2,28 +2,9 @@
 import numpy as np
 import pytest
 
+from numgrad import numeric_grad, rel
+
 from nnkit import layer_utils as U
-
-
-def numeric_grad(f, x, dout, h=1e-3):
-    """d sum(f(x) * dout) / dx by the five-point centered stencil (error O(h**4))."""
-    x = np.array(x, dtype=np.float64)
-    grad = np.zeros_like(x)
-
-    def g(ix, value):
-        x[ix] = value
-        return np.sum(f(x) * dout)
-
-    for ix in np.ndindex(x.shape):
-        old = x[ix]
-        grad[ix] = (8 * (g(ix, old + h) - g(ix, old - h)) - (g(ix, old + 2 * h) - g(ix, old - 2 * h))) / (12 * h)
-        x[ix] = old
-    return grad
-
-
-def rel(a, b):
-    assert np.shape(a) == np.shape(b), (np.shape(a), np.shape(b))
-    return np.max(np.abs(a - b) / np.maximum(1e-8, np.abs(a) + np.abs(b)))
 
 
 def test_affine_relu_forward_is_relu_of_affine():

@@ -4,38 +4,11 @@ of nnkit.gradient_check, so a wrong checker cannot hide a wrong backward)."""
 import numpy as np
 import pytest
 
+from numgrad import numeric_grad, numeric_grad_scalar, rel
+
 from nnkit import layers as L
 
 TOL = 1e-7
-
-
-def numeric_grad(f, x, dout, h=1e-3):
-    """d sum(f(x) * dout) / dx entry by entry, by the five-point centered stencil.
-
-    Its truncation error is O(h**4), so a step of 1e-3 keeps both truncation and
-    rounding errors near 1e-12 and a 1e-7 relative tolerance is meaningful.
-    """
-    x = np.array(x, dtype=np.float64)
-    grad = np.zeros_like(x)
-
-    def g(ix, value):
-        x[ix] = value
-        return np.sum(f(x) * dout)
-
-    for ix in np.ndindex(x.shape):
-        old = x[ix]
-        grad[ix] = (8 * (g(ix, old + h) - g(ix, old - h)) - (g(ix, old + 2 * h) - g(ix, old - 2 * h))) / (12 * h)
-        x[ix] = old
-    return grad
-
-
-def numeric_grad_scalar(f, x):
-    return numeric_grad(lambda z: np.array(f(z)), x, np.array(1.0))
-
-
-def rel(a, b):
-    assert np.shape(a) == np.shape(b), (np.shape(a), np.shape(b))
-    return np.max(np.abs(a - b) / np.maximum(1e-8, np.abs(a) + np.abs(b)))
 
 
 def away_from_zero(rng, shape, margin=0.05):

@@ -6,28 +6,9 @@ import json
 import numpy as np
 import pytest
 
+from numgrad import numeric_grad_scalar, rel
+
 from nnkit.classifiers import linear as lin
-
-
-def numeric_grad_scalar(f, x, h=1e-3):
-    """d f / dx by the five-point centered stencil (error O(h**4))."""
-    x = np.array(x, dtype=np.float64)
-    grad = np.zeros_like(x)
-
-    def g(ix, value):
-        x[ix] = value
-        return f(x)
-
-    for ix in np.ndindex(x.shape):
-        old = x[ix]
-        grad[ix] = (8 * (g(ix, old + h) - g(ix, old - h)) - (g(ix, old + 2 * h) - g(ix, old - 2 * h))) / (12 * h)
-        x[ix] = old
-    return grad
-
-
-def rel(a, b):
-    assert np.shape(a) == np.shape(b), (np.shape(a), np.shape(b))
-    return np.max(np.abs(a - b) / np.maximum(1e-8, np.abs(a) + np.abs(b)))
 
 
 def svm_by_definition(W, X, y, reg):
