@@ -23,9 +23,18 @@ What the sandboxed process sees
   showing only the sandbox's processes, a minimal ``/dev``. ``/`` is read-only.
 - A fresh network namespace: only the sandbox's own loopback, so no route
   anywhere and nothing listening on the host's 127.0.0.1 is reachable; no DNS.
-  Fresh PID, IPC, UTS (hostname ``sandbox``) and user namespaces. When bwrap
-  runs as root every capability is dropped.
-- The environment is NOT inherited: a minimal one is built (PATH with the
+  Fresh PID, IPC and UTS (hostname ``sandbox``) namespaces.
+- Who runs inside: never root. When the grader is root, bwrap sets up the mounts
+  as root and then ``setpriv`` switches to the unprivileged uid/gid
+  :data:`SANDBOX_UID` (65534, ``nobody``) with every capability, the bounding
+  set and new privileges dropped, before anything else runs; files written to a
+  ``writable`` folder belong to that uid (the folder is handed to it first). A
+  non-root grader runs bwrap in a fresh user namespace, as itself.
+- Folders on the way to a bound path are made ``0755`` inside (bwrap copies the
+  host's mode otherwise, and e.g. ``/root`` is ``0700``), so bound paths must be
+  world-readable to be usable inside.
+- The environment is NOT inherited, by bwrap itself either (PID 1 of the sandbox is
+  bwrap, and its ``/proc/1/environ`` is what a student would read): a minimal one is built (PATH with the
   interpreter's folder, ``HOME=TMPDIR=/tmp``, ``MPLCONFIGDIR``, ``LANG``,
   ``PYTHONDONTWRITEBYTECODE=1``, one BLAS thread, and ``MPLBACKEND``,
   ``NNKIT_DATASET``, ``NNKIT_DATA_DIR`` copied from the grader if set); ``env``
@@ -56,19 +65,16 @@ non-root grader on Ubuntu >= 23.10 (GitHub's ubuntu-24.04 runners) needs
   says which applies (without the cgroup the cap is per process only).
 - processes (``max_processes``): a per-run pids cgroup with ``pids.max`` when
   one is writable (cgroup v1 ``/sys/fs/cgroup/pids`` or a delegated v2 cgroup;
-  true for root on this machine); otherwise ``RLIMIT_NPROC``, which works when
-  the grader is not root (bwrap then runs in its own user namespace, where the
-  count is per namespace). Root ignores ``RLIMIT_NPROC``, so as root without a
-  writable cgroup a watcher thread counts the sandbox's processes every 20 ms
-  and kills the whole sandbox past the cap (reason ``"killed"``); a fork bomb
-  can overshoot for one period, and the PID namespace still guarantees that
-  nothing outlives the run. :func:`process_limit_mode` says which one applies
-  (``"cgroup"``, ``"rlimit"``, ``"watch"``). The cgroup and RLIMIT_NPROC count
-  threads too (a Jupyter kernel uses about ten).
+  true for root on this machine); otherwise ``RLIMIT_NPROC``, which binds because
+  nothing inside runs as root. Without the cgroup the count is per uid: a non-root
+  grader's bwrap has its own user namespace, but as root every sandbox runs as
+  :data:`SANDBOX_UID`, so concurrent sandboxes share that count.
+  :func:`process_limit_mode` says which applies (``"cgroup"``, ``"rlimit"``). Both
+  count threads too (a Jupyter kernel uses about ten).
 - file size (``file_bytes``): ``RLIMIT_FSIZE`` (a write past it fails with
-  ``EFBIG``; Python ignores SIGXFSZ) and the size of the ``/tmp`` tmpfs. It is
-  per file: many files under the cap can still fill a writable folder, so a
-  caller that cares watches the folder's total (grade.py does).
+  ``EFBIG``; Python ignores SIGXFSZ) and the size of the private ``/tmp`` tmpfs,
+  which caps all files together (``ENOSPC``). Callers give student code no other
+  writable place (``writable`` folders have no cap of their own).
 - output (``output_bytes``): stdout and stderr are read by the grader; each is
   kept up to ``output_bytes``; when their total exceeds it the run is killed,
   and the result is flagged with reason ``"output"``.
@@ -101,8 +107,6 @@ __all__ = [
     "process_limit_mode",
     "RunCgroup",
     "memory_limit_mode",
-    "ProcessCountWatch",
-    "count_descendants",
 ]
 
 
@@ -145,6 +149,9 @@ class SandboxUnavailableError(RuntimeError):
 
 
 _BWRAP = "bwrap"
+
+#: The host uid and gid of every sandboxed process when the grader runs as root.
+SANDBOX_UID = SANDBOX_GID = 65534
 _ETC_FILES = ("ld.so.cache", "ld.so.conf", "localtime", "passwd", "group", "nsswitch.conf")
 # Passed through from the grader's environment when set (none of them is secret).
 _PASSTHROUGH_ENV = ("MPLBACKEND", "NNKIT_DATASET", "NNKIT_DATA_DIR", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")
@@ -269,11 +276,17 @@ def bwrap_argv(
     writable = _norm_paths(writable, "writable")
     readable = _norm_paths(readable, "readable")
     cwd = os.path.realpath(os.fspath(cwd))
-    args = [_BWRAP, "--unshare-all", "--die-with-parent", "--hostname", "sandbox"]
+    privileged = drops_privileges()
+    if privileged:
+        # No user namespace: bwrap mounts as root, then setpriv (inside) becomes SANDBOX_UID.
+        args = [_BWRAP, "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts",
+                "--unshare-cgroup-try", "--die-with-parent", "--hostname", "sandbox"]
+        for path in writable:
+            _hand_over(path)
+    else:
+        args = [_BWRAP, "--unshare-all", "--die-with-parent", "--hostname", "sandbox"]
     if network:
         args.append("--share-net")
-    if os.geteuid() == 0:
-        args += ["--cap-drop", "ALL"]
     args += ["--ro-bind", "/usr", "/usr"]
     for d in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
         host = "/" + d
@@ -288,21 +301,59 @@ def bwrap_argv(
     args += ["--proc", "/proc", "--dev", "/dev"]
     if tmp_bytes:
         args += ["--size", str(int(tmp_bytes))]
-    args += ["--tmpfs", "/tmp"]
-    bound = []
-    for p in python_paths():
-        args += ["--ro-bind", p, p]
-        bound.append(p)
+    args += ["--perms", "1777", "--tmpfs", "/tmp"]
     # Shorter paths first so that a writable folder inside a readable one stays writable.
-    for path, flag in sorted([(p, "--ro-bind") for p in readable] + [(p, "--bind") for p in writable], key=lambda t: len(t[0])):
+    binds = [(p, "--ro-bind") for p in python_paths()]
+    binds += sorted([(p, "--ro-bind") for p in readable] + [(p, "--bind") for p in writable], key=lambda t: len(t[0]))
+    for parent in _ancestors([p for p, _ in binds]):
+        args += ["--perms", "0755", "--dir", parent]
+    for path, flag in binds:
         args += [flag, path, path]
-        bound.append(path)
-    visible = bound + ["/usr"]
+    visible = [p for p, _ in binds] + ["/usr"]
     if cwd not in ("/", "/tmp") and not any(cwd == p or cwd.startswith(p + "/") for p in visible):
         raise ValueError(f"sandbox: cwd {cwd} is not visible inside; add it (or a parent) to writable or readable")
     # Without this the root tmpfs (and the mount points bwrap made in it) stays writable.
     args += ["--remount-ro", "/", "--chdir", cwd, "--"]
+    if privileged:
+        args += [_setpriv(), f"--reuid={SANDBOX_UID}", f"--regid={SANDBOX_GID}", "--clear-groups",
+                 "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
     return args + [os.fspath(a) for a in argv]
+
+
+def drops_privileges() -> bool:
+    """True when the grader is root: sandboxed processes then run as :data:`SANDBOX_UID`."""
+    return os.geteuid() == 0
+
+
+def _setpriv() -> str:
+    exe = shutil.which("setpriv", path="/usr/bin:/bin:/usr/sbin:/sbin")
+    if exe is None:
+        raise SandboxUnavailableError("setpriv (util-linux) is missing: it drops root inside the sandbox; "
+                                      "install util-linux")
+    return exe
+
+
+def _ancestors(paths: Iterable[str]) -> list[str]:
+    """Every folder on the way to ``paths`` (outside /usr), shortest first, each once."""
+    out: set[str] = set()
+    for p in paths:
+        parent = os.path.dirname(p)
+        while parent not in ("/", "") and parent != "/usr" and not parent.startswith("/usr/"):
+            out.add(parent)
+            parent = os.path.dirname(parent)
+    return sorted(out, key=lambda p: (p.count("/"), p))
+
+
+def _hand_over(path: str) -> None:
+    """Give a writable folder (and what the grader put in it) to the sandbox's uid.
+
+    It is the grader's own fresh folder at this point; links are not followed
+    (``lchown``), so nothing outside it changes owner.
+    """
+    os.lchown(path, SANDBOX_UID, SANDBOX_GID)
+    for dirpath, dirnames, filenames in os.walk(path):
+        for name in dirnames + filenames:
+            os.lchown(os.path.join(dirpath, name), SANDBOX_UID, SANDBOX_GID)
 
 
 # ---------------------------------------------------------------------------
@@ -401,10 +452,8 @@ def _memory_root() -> Path | None:
 
 
 def process_limit_mode() -> str:
-    """How ``max_processes`` is enforced here: ``"cgroup"``, ``"rlimit"`` or ``"watch"`` (root, no cgroup)."""
-    if _pids_root() is not None:
-        return "cgroup"
-    return "rlimit" if os.geteuid() != 0 else "watch"
+    """How ``max_processes`` is enforced here: ``"cgroup"`` (per run) or ``"rlimit"`` (RLIMIT_NPROC)."""
+    return "cgroup" if _pids_root() is not None else "rlimit"
 
 
 def memory_limit_mode() -> str:
@@ -511,50 +560,6 @@ class RunCgroup:
                     time.sleep(0.02)  # zombies not yet reaped
 
 
-def count_descendants(pid: int) -> int:
-    """Processes below ``pid`` (children of every thread, recursively), read from /proc."""
-    count, stack = 0, [pid]
-    while stack:
-        p = stack.pop()
-        try:
-            tids = os.listdir(f"/proc/{p}/task")
-        except OSError:
-            continue
-        for tid in tids:
-            try:
-                kids = Path(f"/proc/{p}/task/{tid}/children").read_text().split()
-            except OSError:
-                continue
-            count += len(kids)
-            stack.extend(int(k) for k in kids)
-    return count
-
-
-class ProcessCountWatch(threading.Thread):
-    """Fallback process cap (root without a pids cgroup): poll the tree, kill it past the cap.
-
-    A poll every 20 ms cannot stop a fork bomb from overshooting for a moment, but
-    it ends it within one period, and the PID namespace guarantees nothing survives.
-    """
-
-    def __init__(self, root_pid: int, max_processes: int, on_exceed, period: float = 0.02):
-        super().__init__(daemon=True)
-        self.root_pid, self.max_processes, self.on_exceed, self.period = root_pid, max_processes, on_exceed, period
-        self.stopped = threading.Event()
-        self.exceeded = False
-
-    def run(self):
-        while not self.stopped.wait(self.period):
-            # The outer bwrap and the namespace's init are not the student's processes.
-            if count_descendants(self.root_pid) - 1 > self.max_processes:
-                self.exceeded = True
-                self.on_exceed()
-                return
-
-    def stop(self):
-        self.stopped.set()
-
-
 def limited_argv(argv: Sequence[str], limits: Limits, *, nproc: bool) -> list[str]:
     """``argv`` prefixed with ``prlimit`` setting the per-process rlimits (runs inside the sandbox)."""
     prlimit = shutil.which("prlimit", path="/usr/bin:/bin")
@@ -594,7 +599,8 @@ def limited_bwrap_argv(
 ) -> list[str]:
     """The full command: [cgroup entry] + bwrap + prlimit + ``argv``. Used by :func:`run` and the kernel."""
     has_pids = cgroup is not None and cgroup.has_pids
-    inner = limited_argv(argv, limits, nproc=not has_pids and os.geteuid() != 0)
+    # Nothing inside runs as root (see bwrap_argv), so RLIMIT_NPROC binds whenever no pids cgroup does.
+    inner = limited_argv(argv, limits, nproc=not has_pids)
     cmd = bwrap_argv(inner, writable=writable, readable=readable, cwd=cwd, tmp_bytes=limits.file_bytes)
     if cgroup is not None and cgroup.dirs:
         # Join the cgroups before bwrap forks anything, so no process escapes the count.
@@ -694,10 +700,6 @@ def _run_cmd(cmd, limits: Limits, env, stdin, cgroup: RunCgroup | None) -> Sandb
     err = _Capture(proc.stderr, limits.output_bytes, count)
     out.start()
     err.start()
-    watch = None
-    if (cgroup is None or not cgroup.has_pids) and os.geteuid() == 0:  # root ignores RLIMIT_NPROC: poll instead
-        watch = ProcessCountWatch(proc.pid, limits.max_processes, lambda: kill_tree(proc, None))
-        watch.start()
     if stdin:
         threading.Thread(target=_feed, args=(proc.stdin, stdin), daemon=True).start()
     else:
@@ -719,8 +721,6 @@ def _run_cmd(cmd, limits: Limits, env, stdin, cgroup: RunCgroup | None) -> Sandb
             kill_tree(proc, cgroup)
             break
     proc.wait()
-    if watch is not None:
-        watch.stop()
     # The namespace is gone with bwrap; the pipes close once every holder died.
     out.join(5)
     err.join(5)
@@ -730,8 +730,6 @@ def _run_cmd(cmd, limits: Limits, env, stdin, cgroup: RunCgroup | None) -> Sandb
         reason = "output"  # the command ended by itself but printed too much
     rc = proc.returncode
     stderr = err.value()
-    if reason is None and watch is not None and watch.exceeded:
-        reason = "killed"  # more than max_processes processes
     if reason is None and rc > 128:
         sig = rc - 128
         reason = "timeout" if sig == signal.SIGXCPU else "killed"

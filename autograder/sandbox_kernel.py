@@ -7,9 +7,19 @@ wraps the kernel command in ``autograder.sandbox``'s bwrap command line, so the
 kernel gets exactly the sandbox of ``sandbox.run`` (see that module's docstring
 for what is visible and how each limit is enforced):
 
-- visible read-write: the submission's working copy (``workdir``) and a private
-  per-kernel runtime folder holding the connection file and the ZMQ sockets;
-  read-only: the Python environment and ``readable``; nothing else of the host;
+- the kernel's working folder is ``/tmp/work`` inside the sandbox's private,
+  size-capped ``/tmp`` (a tmpfs that dies with the sandbox): a copy, made inside
+  the sandbox, of the submission's working copy (``workdir``), which is visible
+  read-only. So nothing the kernel writes ever lands in a host folder that the
+  grader reads afterwards: the executed notebook comes back over the Jupyter
+  protocol only, and nbgrader writes it into ``workdir`` from outside;
+- the only host folder the kernel can write is its runtime folder (connection
+  file and ZMQ sockets): when the grader is root it is a tmpfs of its own
+  (:data:`RUNTIME_BYTES`, :data:`RUNTIME_INODES`), mounted for this kernel
+  manager and unmounted with it, so its size is capped by the kernel, not by a
+  watcher; a non-root grader cannot mount, and there it is a plain folder whose
+  files are capped one by one (``RLIMIT_FSIZE``) only;
+- read-only besides: the Python environment and ``readable``; nothing else of the host;
 - no network: the kernel talks to the grader over ZMQ ``ipc`` (Unix sockets in
   the runtime folder), because with a fresh network namespace TCP loopback to
   the grader does not exist;
@@ -22,6 +32,9 @@ for what is visible and how each limit is enforced):
   it; past the cap the text is cut, a notice is put in the output, and the
   kernel is killed); a restart starts both counts afresh; the kernel's own stdout/stderr file
   descriptors go to a bounded buffer, never to the grader's terminal.
+- environment: bwrap itself is started with the minimal sandbox environment
+  (``sandbox.sandbox_env`` plus nbgrader's markers and ``extra_env``), never the
+  grader's, so no secret is in any process of the sandbox, PID 1 included.
 - the whole process tree dies with the kernel: the manager SIGKILLs bwrap,
   ``--die-with-parent`` takes the PID namespace's init and so every process.
 
@@ -29,10 +42,9 @@ Why the kernel ended is recorded: :func:`kernel_outcomes` ``(workdir)`` lists on
 dict per kernel started for that working copy, e.g. ``{"reason": "timeout",
 "returncode": -9, "stderr_tail": "..."}``, with reason ``None`` (normal
 shutdown), ``"timeout"`` (notebook wall time), ``"output"``, ``"memory"`` (died
-with a MemoryError on its stderr), ``"cpu"`` (RLIMIT_CPU), ``"processes"`` (over
-``max_processes`` where only the watcher enforces it, i.e. root without a pids
-cgroup; with a cgroup or RLIMIT_NPROC a fork just fails inside) or ``"died"``
-(it exited by itself, e.g. ``os._exit``).
+with a MemoryError on its stderr), ``"cpu"`` (RLIMIT_CPU) or ``"died"`` (it
+exited by itself, e.g. ``os._exit``). Past ``max_processes`` a fork just fails
+inside (pids cgroup or RLIMIT_NPROC), so that is no reason to stop the kernel.
 
 How the grading code plugs it in: :func:`sandbox_kernel_config` returns a
 traitlets ``Config`` to merge into the nbgrader config for one submission. It
@@ -46,9 +58,9 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import subprocess
 import tempfile
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +85,13 @@ __all__ = [
 # each grading worker sees the kernels it started.
 _OUTCOMES: dict[str, list[dict]] = {}
 _OUTCOMES_LOCK = threading.Lock()
+
+#: Size and file count of a kernel's runtime folder (connection file + five sockets).
+RUNTIME_BYTES = 1 << 20
+RUNTIME_INODES = 64
+#: The kernel's working folder inside the sandbox (in its private /tmp).
+KERNEL_CWD = "/tmp/work"
+_RUNTIME_PREFIX = "nnkit-k-"
 
 _OUTPUT_NOTICE = "\n[nnkit sandbox: output limit of {limit} bytes reached; the kernel was stopped]\n"
 
@@ -151,8 +170,7 @@ class SandboxedKernelManager(AsyncKernelManager):
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self.transport = "ipc"  # TCP cannot cross the network namespace
-        # Short path: Unix socket names are limited to ~107 bytes.
-        self._runtime_dir = tempfile.mkdtemp(prefix="nnkit-k-", dir="/tmp")
+        self._runtime_dir, self._runtime_mounted = _make_runtime_dir()
         self.connection_file = os.path.join(self._runtime_dir, "kernel.json")
         self.ip = os.path.join(self._runtime_dir, "k")
         self._cgroup: sandbox.RunCgroup | None = None
@@ -164,11 +182,10 @@ class SandboxedKernelManager(AsyncKernelManager):
         self._recorded = False
         self._workdir_real = ""
         self._proc = None
-        self._watch: sandbox.ProcessCountWatch | None = None
 
     @property
     def stop_reason(self) -> str | None:
-        """Why the sandbox stopped the current kernel ("timeout", "output", "processes",
+        """Why the sandbox stopped the current kernel ("timeout", "output",
         "memory" when the memory cgroup OOM-killed something inside), else None.
 
         Known as soon as the sandbox kills the kernel, before any shutdown; a kernel
@@ -200,11 +217,7 @@ class SandboxedKernelManager(AsyncKernelManager):
         self.kernel_spec.interrupt_mode = "message"
         if self._cgroup is None and sandbox.cgroups_available():
             self._cgroup = sandbox.RunCgroup(self.limits)
-        # The grader's environment (which nbclient passes to bwrap) never reaches the
-        # kernel: `env -i` inside starts from the clean sandbox environment.
-        env = sandbox.sandbox_env(self._kernel_env())
-        inner = ["/usr/bin/env", "-i", *[f"{k}={v}" for k, v in sorted(env.items())], *cmd]
-        readable = list(self.readable)
+        readable = [workdir, *self.readable]
         # A kernelspec may name another Python environment than the grader's: show that
         # environment (read-only) too, never more than its prefix.
         exe = os.path.realpath(cmd[0]) if os.path.isabs(cmd[0]) else ""
@@ -215,8 +228,15 @@ class SandboxedKernelManager(AsyncKernelManager):
                 prefix == p or prefix.startswith(p + "/") for p in covered
             ):
                 readable.append(prefix)
+        # Inside: copy the working copy into the private /tmp, then become the kernel there.
+        # JPY_PARENT_PID (set by jupyter_client's launcher) names a host pid that the PID
+        # namespace hides; with it ipykernel's parent poller would end the kernel at once.
+        rel = os.path.relpath(cwd, workdir)
+        target = KERNEL_CWD if rel == "." else os.path.join(KERNEL_CWD, rel)
+        start = ["/bin/sh", "-c", 'unset JPY_PARENT_PID; mkdir -p "$1" && cp -R "$0"/. "$1"/ && cd "$2" && shift 2 && exec "$@"',
+                 workdir, KERNEL_CWD, target, *cmd]
         return sandbox.limited_bwrap_argv(
-            inner, writable=[workdir, self._runtime_dir], readable=readable, cwd=cwd,
+            start, writable=[self._runtime_dir], readable=readable, cwd="/tmp",
             limits=self.limits, cgroup=self._cgroup,
         )
 
@@ -231,11 +251,12 @@ class SandboxedKernelManager(AsyncKernelManager):
 
     async def _async_launch_kernel(self, kernel_cmd, **kw):
         # The kernel's raw stdout/stderr (C code, os.write) go to bounded buffers.
-        import subprocess
-
         kw["stdout"] = subprocess.PIPE
         kw["stderr"] = subprocess.PIPE
         kw["stdin"] = subprocess.DEVNULL
+        # bwrap (PID 1 inside) and so every process of the sandbox get the minimal
+        # environment, never the grader's (nbclient would pass os.environ).
+        kw["env"] = sandbox.sandbox_env(self._kernel_env())
         self._reason = None
         self._output_seen = 0
         self._output_noticed = False
@@ -245,10 +266,6 @@ class SandboxedKernelManager(AsyncKernelManager):
         self._stdio = [sandbox._Capture(p, 64 << 10, lambda n: None) for p in (proc.stdout, proc.stderr)]
         for t in self._stdio:
             t.start()
-        if (self._cgroup is None or not self._cgroup.has_pids) and os.geteuid() == 0:
-            # root ignores RLIMIT_NPROC: poll instead
-            self._watch = sandbox.ProcessCountWatch(proc.pid, self.max_processes, lambda: self._kill_for("processes"))
-            self._watch.start()
         self._timer = threading.Timer(self.wall_seconds, self._kill_for, args=("timeout",))
         self._timer.daemon = True
         self._timer.start()
@@ -326,8 +343,6 @@ class SandboxedKernelManager(AsyncKernelManager):
     def _stop_everything(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
-        if self._watch is not None:
-            self._watch.stop()
         proc = self._proc
         if proc is not None and proc.poll() is None:
             self._shutting_down = True  # the grader is stopping a live kernel
@@ -346,7 +361,7 @@ class SandboxedKernelManager(AsyncKernelManager):
             if self._cgroup is not None:
                 self._cgroup.remove()
                 self._cgroup = None
-            shutil.rmtree(self._runtime_dir, ignore_errors=True)
+            _remove_runtime_dir(self._runtime_dir, self._runtime_mounted)
 
     # AsyncKernelManager binds these names to KernelManager's functions; rebind to ours.
     cleanup_resources = _async_cleanup_resources
@@ -359,9 +374,58 @@ class SandboxedKernelManager(AsyncKernelManager):
                 self._timer.cancel()
             if self._cgroup is not None:
                 self._cgroup.remove()
-            shutil.rmtree(self._runtime_dir, ignore_errors=True)
+            _remove_runtime_dir(self._runtime_dir, self._runtime_mounted)
         except Exception:
             pass
+
+
+def _make_runtime_dir() -> tuple[str, bool]:
+    """A fresh runtime folder for one kernel manager; (path, whether it is a tmpfs of its own).
+
+    Short path: Unix socket names are limited to ~107 bytes. As root it is a tmpfs
+    mount capped at RUNTIME_BYTES / RUNTIME_INODES and owned by the sandbox's uid;
+    mounts left by grader processes that died are removed first.
+    """
+    _remove_stale_runtime_dirs()
+    path = tempfile.mkdtemp(prefix=f"{_RUNTIME_PREFIX}{os.getpid()}-", dir="/tmp")
+    if not sandbox.drops_privileges():
+        return path, False
+    opts = (f"size={RUNTIME_BYTES},nr_inodes={RUNTIME_INODES},mode=0700,uid={sandbox.SANDBOX_UID},"
+            f"gid={sandbox.SANDBOX_GID},nosuid,nodev,noexec")
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "nnkit-kernel-runtime", path],
+                          capture_output=True, timeout=20)
+    if done.returncode != 0:
+        os.rmdir(path)
+        raise sandbox.SandboxUnavailableError(
+            "could not mount the kernel's runtime tmpfs: " + done.stderr.decode(errors="replace").strip())
+    return path, True
+
+
+def _remove_runtime_dir(path: str, mounted: bool) -> None:
+    if mounted:
+        # Lazy: a socket still held open by a dying kernel must not keep the mount.
+        subprocess.run(["umount", "-l", path], capture_output=True, timeout=20)
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _remove_stale_runtime_dirs() -> None:
+    """Unmount and remove runtime tmpfs mounts whose grader process is gone (e.g. kill -9)."""
+    try:
+        mounts = Path("/proc/self/mountinfo").read_text().splitlines()
+    except OSError:
+        return
+    for line in mounts:
+        fields = line.split()
+        point = fields[4] if len(fields) > 4 else ""
+        name = os.path.basename(point)
+        if os.path.dirname(point) != "/tmp" or not name.startswith(_RUNTIME_PREFIX):
+            continue
+        try:
+            owner = int(name[len(_RUNTIME_PREFIX):].split("-")[0])
+        except ValueError:
+            continue
+        if owner != os.getpid() and not os.path.exists(f"/proc/{owner}"):
+            _remove_runtime_dir(point, True)
 
 
 try:  # nbgrader is an instructor-only dependency; the manager above works without it.
@@ -394,8 +458,9 @@ def sandbox_kernel_config(
     Parameters
     ----------
     workdir : the submission's working copy as nbgrader executes it
-        (``autograded/<student>/<assignment>``); the only writable host folder inside.
-        It need not exist yet: nbgrader creates it before starting the kernel.
+        (``autograded/<student>/<assignment>``); visible read-only inside and copied
+        into the kernel's private working folder. It need not exist yet: nbgrader
+        creates it before starting the kernel.
     limits : ``wall_seconds`` is for the whole notebook; set the per-cell timeout
         with ``c.Execute.timeout``.
     readable : extra host paths visible read-only (e.g. a dataset folder).

@@ -190,35 +190,27 @@ def test_process_spawn_blocked_beyond_limit(course):
     mode = sandbox.process_limit_mode()
     r = run_in(course, FORK_BOMB.format(token=token), limits=Limits(max_processes=40, wall_seconds=4))
     lines = r.stdout.decode().splitlines()
-    if mode == "watch":
-        assert r.reason == "killed", (r, mode)
-    else:
-        assert r.reason == "timeout"
-        started = int(lines[-1].split()[1])
-        # The cap counts every task of the run (bwrap's init, python and the sleepers).
-        assert 0 < started < 40, f"{started} processes started under max_processes=40 ({mode})"
-        assert lines[0].startswith("fork failed: 11")  # EAGAIN
+    assert r.reason == "timeout"
+    started = int(lines[-1].split()[1])
+    # The cap counts every task of the run (bwrap's init, python and the sleepers).
+    assert 0 < started < 40, f"{started} processes started under max_processes=40 ({mode})"
+    assert lines[0].startswith("fork failed: 11")  # EAGAIN
     time.sleep(0.2)
     assert _host_pids_with(token) == []
 
 
-def test_process_watch_fallback_stops_fork_bomb(course, monkeypatch):
-    """Root without a pids cgroup: the watcher thread must end the bomb (forced here)."""
-    if os.geteuid() != 0:
-        pytest.skip("the watcher is only used as root (non-root runs use RLIMIT_NPROC)")
+def test_process_cap_holds_without_a_pids_cgroup(course, monkeypatch):
+    """No pids cgroup (forced): RLIMIT_NPROC must still stop the bomb, also when the grader is root
+    (root ignores RLIMIT_NPROC, so this holds only because nothing inside runs as root)."""
     monkeypatch.setattr(sandbox, "_pids_root_cache", [None])
-    assert sandbox.process_limit_mode() == "watch"
+    assert sandbox.process_limit_mode() == "rlimit"
     token = f"nnkit-bomb-{uuid.uuid4().hex}"
-    t0 = time.monotonic()
-    r = run_in(course, FORK_BOMB.format(token=token), limits=Limits(max_processes=40, wall_seconds=20))
-    assert r.reason == "killed", r
-    assert time.monotonic() - t0 < 15  # well before the wall limit
+    r = run_in(course, FORK_BOMB.format(token=token), limits=Limits(max_processes=40, wall_seconds=4))
+    lines = r.stdout.decode().splitlines()
+    assert lines and lines[0].startswith("fork failed: 11"), r  # EAGAIN
+    assert int(lines[-1].split()[1]) < 40, lines[-1]
     time.sleep(0.2)
     assert _host_pids_with(token) == []
-    # Under the cap the watcher leaves the run alone.
-    ok = run_in(course, FORK_BOMB.replace("range(400)", "range(5)").replace("time.sleep(30)", "print('done')")
-                .format(token=token), limits=Limits(max_processes=40, wall_seconds=20))
-    assert ok.reason is None and ok.stdout.decode().split()[-3:] == ["started", "5", "done"], ok
 
 
 def test_grader_survives_fork_bomb_and_next_run_works(course):
@@ -389,10 +381,10 @@ def test_python_environment_read_only(course):
                 print("errno", e.errno)
     """
     r = run_in(course, code)
-    # EROFS, or ETXTBSY for the running interpreter (checked before the mount flag).
+    # EROFS, EACCES (the sandbox's uid owns nothing there) or ETXTBSY for the running interpreter.
     errnos = r.stdout.decode().split()[1::2]
     assert r.stdout.decode().split()[::2] == ["errno"] * 3, r.stdout
-    assert errnos[:2] == ["30", "30"] and errnos[2] in ("26", "30")
+    assert errnos[0] in ("13", "30") and errnos[1] in ("13", "30") and errnos[2] in ("13", "26", "30")
     assert not os.path.exists(site + "/evil.pth")
     with open(numpy.__file__) as f:
         assert not f.read().endswith("import os")
