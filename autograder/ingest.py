@@ -16,6 +16,7 @@ about its size stops at the cap instead of filling the disk.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -27,8 +28,16 @@ from pathlib import Path, PurePosixPath
 from typing import Iterable
 
 #: A student id is one path component of letters, digits, `_`, `-` and `.`
-#: (not leading): it names folders in the course and rows in the gradebook.
-STUDENT_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,63}$")
+#: (not leading), at most 64 characters: it names folders in the course, files in
+#: `results/` and rows in the gradebook and the CSV files.
+STUDENT_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,63}\Z")
+
+#: Ids the grader makes for submissions whose name is not a valid id; reserved, so a
+#: submission named like one is invalid too (it cannot take another's surrogate).
+SURROGATE_PREFIX = "invalid-"
+
+#: How much of an invalid name (escaped) a reason quotes.
+MAX_QUOTED_NAME = 120
 
 #: Folders archivers add that are never part of a submission.
 JUNK_PARTS = {"__MACOSX", ".ipynb_checkpoints", "__pycache__", ".DS_Store"}
@@ -78,28 +87,69 @@ class Refused(Exception):
     """The submission holds something that must never be unpacked; the message says what."""
 
 
-def discover(submissions_dir: str | Path) -> list[tuple[str, Path]]:
-    """The submissions in a folder: `(student_id, path)` for each `<id>.zip` and `<id>/`, sorted.
+def is_valid_id(name: str) -> bool:
+    """True when a submission's name may serve as a student id as it is (STUDENT_ID, not reserved)."""
+    return bool(STUDENT_ID.match(name)) and not name.startswith(SURROGATE_PREFIX)
 
-    Entries whose name is not a valid student id come back with the raw name, so
-    that `ingest` refuses them with a reason rather than skipping them silently.
+
+def surrogate_id(name: str) -> str:
+    """The safe id filed for a submission whose name is not valid: `invalid-` + 10 hex of its sha256.
+
+    Hashes the name's bytes as on disk (`os.fsencode`), so names that are not UTF-8
+    get an id too, and two different names (`x y.zip`, `x y/`) get two ids.
+    """
+    return SURROGATE_PREFIX + hashlib.sha256(os.fsencode(name)).hexdigest()[:10]
+
+
+def quoted_name(name: str) -> str:
+    """`name` escaped for a reason (`ascii()`: no control, bidi or non-ASCII character) and truncated."""
+    text = ascii(name)
+    return text if len(text) <= MAX_QUOTED_NAME else text[: MAX_QUOTED_NAME - 3] + "..."
+
+
+def discover(submissions_dir: str | Path) -> list[tuple[str, Path]]:
+    """The submissions in a folder: `(student_id, path)` for each `<id>.zip` and `<id>/`, sorted by name.
+
+    An entry whose name is not a valid student id (any length, any bytes: a
+    newline, ESC, U+202E, `=HYPERLINK(...)`, 251 characters) comes back under
+    :func:`surrogate_id`, never under its raw name, so the raw name reaches no
+    output, file name or gradebook row; `ingest` then refuses it with the name
+    escaped in the reason. Strays (a file that is not a zip, a symlink) are listed
+    too, so that `ingest` refuses them with a reason rather than skipping them.
     Hidden entries (`.name`) are skipped.
     """
     root = Path(submissions_dir)
     if not root.is_dir():
         raise FileNotFoundError(f"--submissions {root}: not a folder; give the folder holding <student_id>.zip files or <student_id>/ folders")
     found = []
-    for entry in sorted(os.scandir(root), key=lambda e: e.name):
+    for entry in sorted(os.scandir(root), key=lambda e: os.fsencode(e.name)):
         if entry.name.startswith("."):
             continue
         if entry.name.endswith(".zip") and not entry.is_dir(follow_symlinks=False):
-            found.append((entry.name[: -len(".zip")], Path(entry.path)))
-        elif entry.is_dir(follow_symlinks=False):
-            found.append((entry.name, Path(entry.path)))
+            sid = entry.name[: -len(".zip")]
         else:
-            # A stray file or a symlink: still listed, and refused by ingest with a reason.
-            found.append((entry.name, Path(entry.path)))
+            sid = entry.name
+        found.append((sid if is_valid_id(sid) else surrogate_id(entry.name), Path(entry.path)))
     return found
+
+
+def _check_name(student_id: str, path: Path) -> None:
+    """Refused unless `path` is named by `student_id` (`<id>` or `<id>.zip`) and the id is valid.
+
+    A surrogate id never matches its submission's name: this is where such a
+    submission is refused, with its real name escaped.
+    """
+    name = path.name
+    stem = name[: -len(".zip")] if name.endswith(".zip") else name
+    if name not in (student_id, student_id + ".zip") and not is_valid_id(stem):
+        raise Refused(f"the submission name {quoted_name(name)} is not a valid student id; name submissions "
+                      "<id>.zip or <id>/ with letters, digits, '_', '-', '.' (at most 64 characters, not "
+                      f"starting with '.' or '{SURROGATE_PREFIX}')")
+    if not is_valid_id(student_id):
+        raise Refused(f"bad student id {quoted_name(student_id)}: name submissions <id>.zip or <id>/ with letters, "
+                      "digits, '_', '-', '.'")
+    if name not in (student_id, student_id + ".zip"):
+        raise Refused(f"the submission {quoted_name(name)} is not named after its id {student_id}")
 
 
 def ingest(student_id: str, path: str | Path, allowed: Iterable[str], dest: str | Path,
@@ -108,7 +158,7 @@ def ingest(student_id: str, path: str | Path, allowed: Iterable[str], dest: str 
 
     Parameters
     ----------
-    student_id : the id the submission is filed under (checked against STUDENT_ID).
+    student_id : the id the submission is filed under, from `discover` (valid, and `path` is named after it).
     path : the `<id>.zip` file or `<id>/` folder.
     allowed : manifest paths a submission may contain (`Manifest.submission_files`).
     dest : the working-copy folder to create; removed again if the submission is refused.
@@ -122,8 +172,7 @@ def ingest(student_id: str, path: str | Path, allowed: Iterable[str], dest: str 
     result = Ingested(student_id=student_id, source=path)
     allowed = tuple(allowed)
     try:
-        if not STUDENT_ID.match(student_id):
-            raise Refused(f"bad student id {student_id!r}: name submissions <id>.zip or <id>/ with letters, digits, '_', '-', '.'")
+        _check_name(student_id, path)
         if path.is_symlink():
             raise Refused(f"{path.name} is a symlink; submit a real zip file or folder")
         if dest.exists():

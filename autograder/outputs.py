@@ -1,4 +1,4 @@
-"""What `grade` writes into `--out`: grade tables, Gradescope results, cleaned feedback.
+"""What `grade` writes into `--out`: grade tables, Gradescope results, feedback pages.
 
 - `grades.csv`: `student_id,status,score,max_score,flags` (flags joined with `;`).
 - `grades_by_check.csv`: `student_id,status` and one column per grade_id (empty when
@@ -6,18 +6,30 @@
 - `results/<student_id>.json`: Gradescope's autograder results format (`score`,
   `output`, `tests` with `name, score, max_score, status, output, visibility`), plus
   `extra_data` with the nnkit status, flags, reasons and repairs.
-- `feedback/<student_id>/*.html`: nbgrader's feedback HTML only (never a `.py`,
-  model or any other file nbgrader copies alongside, which could be a reference
-  file), with every hidden-test line and any output holding one removed.
+- `feedback/<student_id>/<notebook>.html`: one page per notebook, rendered and
+  sanitised by `autograder.feedback` and named by the grader
+  (:func:`write_feedback_pages`).
+
+No student-chosen text is trusted here either. Every CSV cell is neutralised
+(:func:`csv_cell`): a cell that a spreadsheet would run as a formula (starting
+with `=`, `+`, `-`, `@`, a tab or a carriage return, numbers excepted) gets a
+leading `'`, and control and bidirectional characters are written as escapes, so
+no value can forge a row or reorder what a reader sees. A student id that is not
+valid (`ingest.STUDENT_ID`) never names a file or fills a cell: its surrogate
+(`ingest.surrogate_id`) does.
 """
 from __future__ import annotations
 
 import csv
 import html as _html
 import json
+import os
 import re
+import stat
 from pathlib import Path
 from typing import Iterable
+
+from .ingest import STUDENT_ID, surrogate_id
 
 #: Hidden lines shorter than this are too generic to redact on their own (e.g. `pass`).
 MIN_HIDDEN_LINE = 8
@@ -32,6 +44,10 @@ def _text(fragment: str) -> str:
 
 def sanitize_feedback_html(text: str, hidden_lines: Iterable[str]) -> tuple[str, int]:
     """Remove hidden-test code from a feedback page; returns (html, number of redactions).
+
+    Deprecated (text-only redaction, no defence against live HTML or encoded
+    output): pages now come from `autograder.feedback.render_notebook` and
+    :func:`write_feedback_pages`. Kept until grade.py stops calling :func:`write_feedback`.
 
     nbgrader's ClearHiddenTests removes the hidden region from the cell source and
     LimitOutput truncates tracebacks, but an output can still show a hidden line
@@ -59,7 +75,10 @@ def sanitize_feedback_html(text: str, hidden_lines: Iterable[str]) -> tuple[str,
 
 
 def write_feedback(src: Path, dest: Path, hidden_lines: Iterable[str]) -> list[str]:
-    """Copy the feedback HTML pages of one student from `src` to `dest`, cleaned. Returns the file names."""
+    """Copy the feedback HTML pages of one student from `src` to `dest`, cleaned. Returns the file names.
+
+    Deprecated: see :func:`write_feedback_pages`.
+    """
     hidden_lines = list(hidden_lines)
     dest.mkdir(parents=True, exist_ok=True)
     written = []
@@ -84,26 +103,62 @@ def grade_ids(results: list[dict]) -> list[str]:
     return seen
 
 
+# ------------------------------------------------------------------------------- safe values
+
+#: Characters a spreadsheet reads as the start of a formula (OWASP's CSV injection list).
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
+
+
+def escape_controls(text: str) -> str:
+    """`text` with control (Cc), format (Cf: bidi overrides, zero-width) and separator (Zl, Zp)
+    characters written as `\\xNN` / `\\uNNNN`, so that it cannot start a line, move the
+    cursor or reorder what a terminal or spreadsheet shows."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() or ch == " " else ascii(ch)[1:-1] for ch in text)
+
+
+def csv_cell(value) -> str:
+    """One CSV field, safe to open in a spreadsheet: controls escaped, formulas neutralised."""
+    text = escape_controls("" if value is None else str(value))
+    if text.startswith(FORMULA_START) and not _NUMBER.match(text):
+        return "'" + text
+    return text
+
+
+def output_id(student_id: str) -> str:
+    """The id that names a result in every output: `student_id` when valid, else its surrogate."""
+    return student_id if isinstance(student_id, str) and STUDENT_ID.match(student_id) else surrogate_id(str(student_id))
+
+
 def _fmt(x) -> str:
     return "" if x is None else f"{float(x):g}"
 
 
+def _writerow(w, values) -> None:
+    w.writerow([csv_cell(v) for v in values])
+
+
 def write_grades_csv(path: Path, results: list[dict]) -> None:
+    """`grades.csv`: one row per result, every cell neutralised."""
     with open(path, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
-        w.writerow(["student_id", "status", "score", "max_score", "flags"])
+        _writerow(w, ["student_id", "status", "score", "max_score", "flags"])
         for r in results:
-            w.writerow([r["student_id"], r["status"], _fmt(r.get("score")), _fmt(r.get("max_score")), ";".join(r.get("flags", []))])
+            _writerow(w, [output_id(r["student_id"]), r["status"], _fmt(r.get("score")), _fmt(r.get("max_score")),
+                          ";".join(r.get("flags", []))])
 
 
 def write_by_check_csv(path: Path, results: list[dict]) -> None:
+    """`grades_by_check.csv`: one row per result, one column per grade_id, every cell neutralised."""
     ids = grade_ids(results)
     with open(path, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
-        w.writerow(["student_id", "status", *ids])
+        _writerow(w, ["student_id", "status", *ids])
         for r in results:
             by = {c["grade_id"]: c.get("final_score", c.get("score")) for c in r.get("cells", [])}
-            w.writerow([r["student_id"], r["status"], *(_fmt(by.get(g)) for g in ids)])
+            _writerow(w, [output_id(r["student_id"]), r["status"], *(_fmt(by.get(g)) for g in ids)])
 
 
 def gradescope_results(r: dict) -> dict:
@@ -134,26 +189,105 @@ def gradescope_results(r: dict) -> dict:
 
 
 def write_all(out: Path, assignment: str, results: list[dict]) -> None:
-    """grades.csv, grades_by_check.csv and results/<student_id>.json in `out`."""
+    """grades.csv, grades_by_check.csv and results/<student_id>.json in `out`.
+
+    A result's JSON is named by :func:`output_id` only, so an invalid id can never
+    make a path (no `/`, no `..`, no 251-character name).
+    """
     out = Path(out)
     write_grades_csv(out / "grades.csv", results)
     write_by_check_csv(out / "grades_by_check.csv", results)
     (out / "results").mkdir(exist_ok=True)
     for r in results:
-        (out / "results" / f"{r['student_id']}.json").write_text(json.dumps(gradescope_results(r), indent=1) + "\n",
-                                                                  encoding="utf-8")
+        name = output_id(r["student_id"])
+        assert STUDENT_ID.match(name)  # output_id guarantees it; a path is never built from anything else
+        _write_atomic(out / "results", f"{name}.json", json.dumps(gradescope_results(r), indent=1) + "\n")
 
 
 def format_table(results: list[dict]) -> str:
-    """The grade table printed at the end of a run."""
+    """The grade table printed at the end of a run (controls escaped: it goes to a terminal)."""
     rows = [("student", "status", "score", "flags")]
     for r in results:
         score = "-" if r.get("score") is None else f"{r['score']:g}/{r['max_score']:g}"
-        rows.append((r["student_id"], r["status"], score, ",".join(r.get("flags", []))))
+        rows.append((output_id(r["student_id"]), escape_controls(str(r["status"])), score,
+                     escape_controls(",".join(r.get("flags", [])))))
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     lines = ["  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     for r in results:
         if r["status"] != "graded" and r.get("reasons"):
-            lines.append(f"{r['student_id']}: " + "; ".join(r["reasons"])[:400])
+            lines.append(f"{output_id(r['student_id'])}: " + escape_controls("; ".join(r["reasons"]))[:400])
     return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------- feedback pages
+
+#: A feedback file name: a notebook stem from the manifest, `.html`.
+_PAGE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,100}\.html\Z")
+
+
+def _open_dir_nofollow(path: Path) -> int:
+    """An fd of the real folder `path` (created if missing); ValueError if it is a symlink or not a folder."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        path.mkdir(parents=True)
+        st = os.lstat(path)
+    if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
+        raise ValueError(f"{path} is a symlink or not a folder; feedback is never written through one")
+    # O_NOFOLLOW: the folder cannot be swapped for a link between the check and the open.
+    return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+
+
+def _write_atomic(folder: Path, name: str, text: str, dir_fd: int | None = None) -> None:
+    """Write `folder/name` via a fresh temp file and a rename: a link already at `name` is replaced, never followed."""
+    own = dir_fd is None
+    fd_dir = _open_dir_nofollow(folder) if own else dir_fd
+    tmp = f".{name}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644, dir_fd=fd_dir)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(text)
+            os.replace(tmp, name, src_dir_fd=fd_dir, dst_dir_fd=fd_dir)
+        except BaseException:
+            try:
+                os.unlink(tmp, dir_fd=fd_dir)
+            except OSError:
+                pass
+            raise
+    finally:
+        if own:
+            os.close(fd_dir)
+
+
+def write_feedback_pages(dest_dir: Path, pages: dict[str, str]) -> list[str]:
+    """Write one student's feedback pages into `dest_dir`; returns the file names written.
+
+    Parameters
+    ----------
+    dest_dir : `feedback/<student_id>`; created if missing; refused (ValueError) when
+        it is a symlink or not a folder.
+    pages : {file name: page}, names chosen by the grader (`<notebook stem>.html`, the
+        `.html` added when missing), pages from `feedback.render_notebook` or
+        `feedback.notice_page`; a page that does not start with the grader's own head
+        (its Content-Security-Policy first) is refused.
+    """
+    from .feedback import is_grader_page
+
+    named = {}
+    for name, page in pages.items():
+        name = name if name.endswith(".html") else name + ".html"
+        if not _PAGE_NAME.match(name):
+            raise ValueError(f"feedback page name {ascii(name)} is not a notebook stem from the manifest")
+        if not is_grader_page(page):
+            raise ValueError(f"feedback page {name} was not made by autograder.feedback; not written")
+        named[name] = page
+    dest_dir = Path(dest_dir)
+    fd = _open_dir_nofollow(dest_dir)
+    try:
+        for name, page in named.items():
+            _write_atomic(dest_dir, name, page, dir_fd=fd)
+    finally:
+        os.close(fd)
+    return list(named)
