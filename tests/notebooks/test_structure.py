@@ -145,8 +145,21 @@ def test_setup_cell_is_first_code_cell_after_colab_config_and_locked(notebook):
                                   "schema_version": 3, "solution": False, "task": False}
     src = code[1].source
     for needed in ('warnings.filterwarnings("ignore")', 'np.seterr(all="ignore")', 'sys.modules["imp"]',
-                   '"autoreload"', "NBGRADER_EXECUTION", "fetch.py", "google.colab"):
+                   '"autoreload"', "deduper_reloader", "NBGRADER_EXECUTION", "fetch.py", "google.colab",
+                   "def read_thresholds", "use_notebook_progress_bars"):
         assert needed in src, f"{name}: setup cell lacks {needed}"
+    # The one place a student chooses the dataset: the first code cell.
+    assert re.search(r'^DATASET = "cifar10"$', code[0].source, re.M), f"{name}: the first code cell must set DATASET"
+
+
+def test_every_check_cell_says_to_run_the_setup_first(notebook):
+    """A check run before the setup cell says so, instead of a bare NameError."""
+    name, nb = notebook
+    for cell in nb.cells:
+        meta = _nbgrader(cell)
+        if meta.get("grade") and cell.cell_type == "code":
+            first = cell.source.splitlines()[0]
+            assert first.startswith('assert "check_close" in globals()'), f"{name}: {cell.id} starts with {first!r}"
 
 
 def test_solution_regions_only_in_solution_cells(notebook):
@@ -166,8 +179,9 @@ def test_accuracy_cells_read_thresholds_from_the_manifest(notebook):
     for cell in nb.cells:
         if _nbgrader(cell).get("grade_id") in ACCURACY_IDS:
             src = cell.source
-            assert "tomllib" in src and "manifest.toml" in src and "dataset_name()" in src, (
+            assert "read_thresholds(data_utils.dataset_name())" in src, (
                 f"{name}: {cell.id} must read its threshold from manifest.toml for the dataset in use")
+            assert "import tomllib" not in src, f"{name}: {cell.id} imports tomllib, which Python 3.10 lacks"
             assert "load_model(" in src, f"{name}: {cell.id} must evaluate the saved model file"
 
 

@@ -20,7 +20,9 @@ lines up to the next header are its source. Kinds:
 - ``manual``    a manually graded written answer (markdown, points)
 
 The id is the cell id and the nbgrader ``grade_id``. A line ``{{SETUP}}`` is
-replaced by ``setup.py`` (the locked setup cell shared by all notebooks).
+replaced by ``setup.py`` (the locked setup cell shared by all notebooks). Every
+``test`` cell starts with ``GUARD``: a check run before the setup cell says so,
+instead of failing with a bare NameError.
 """
 from __future__ import annotations
 
@@ -34,6 +36,8 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[2]
 OUT = REPO / "source" / "fcnets"
 NOTEBOOKS = ["01_layers", "02_two_layer_net", "03_features", "04_fully_connected_nets"]
+GUARD = ('assert "check_close" in globals(), '
+         '"run the first two code cells of this notebook (your settings, then the setup) before the checks"')
 HEADER = re.compile(r"^# %% (md|code|locked|solution|test|manual) ([A-Za-z0-9_-]+)(?: points=([0-9.]+))?\s*$")
 
 
@@ -71,6 +75,8 @@ def parse_cells(text: str, setup: str) -> list[nbformat.NotebookNode]:
             raise ValueError(f"cell id {cid!r} used twice")
         seen.add(cid)
         src = "\n".join(c["lines"]).strip("\n")
+        if kind == "test":
+            src = GUARD + "\n" + src
         if kind in ("test", "manual") and c["points"] is None:
             raise ValueError(f"{kind} cell {cid!r} needs points=")
         if kind in ("md", "manual"):
