@@ -23,6 +23,15 @@ The flow, for `grade(assignment, submissions, out)`:
    A worker that hangs past the submission's hard deadline, or dies, is killed
    and replaced; that submission is recorded as `partial`, never as a silent 0.
 
+Trust (README, "Security model"): every autograded point of a grade id that the
+trusted checks cover comes from the trusted verdict alone, and a missing verdict
+is 0 with status `trusted_error` (fail closed); the kernel never sees the hidden
+tests of those cells (they are cut from the template course); the kernel writes
+only inside its sandbox, so nothing here opens a path student code wrote; the
+feedback pages are rendered in a sandbox and sanitised here. One wall budget,
+the manifest's `[grading] wall_seconds`, covers a submission's kernels, trusted
+checks and feedback.
+
 Execution is guarded cell by cell (`GuardedExecute`): a per-cell timeout bounded
 by what is left of the notebook's wall budget; a dead kernel (`os._exit`, a
 memory or output limit, a loop that ignores SIGINT) is restarted and the earlier
@@ -39,7 +48,6 @@ import shutil
 import signal
 import sys
 import tempfile
-import threading
 import time
 import traceback
 from dataclasses import asdict, dataclass, field, replace
@@ -57,7 +65,17 @@ GRADED, PARTIAL, REJECTED = "graded", "partial", "rejected"
 
 #: Why a kernel stopped (sandbox_kernel's reasons) -> the cell status we report.
 KERNEL_REASONS = {"timeout": "timeout", "cpu": "timeout", "output": "output_limit", "memory": "memory",
-                  "disk": "disk_limit", "died": "kernel_died", None: "kernel_died", "shutdown": "kernel_died"}
+                  "died": "kernel_died", None: "kernel_died", "shutdown": "kernel_died"}
+
+#: The executed notebook nbgrader wrote, read back with this budget (kernel output is
+#: capped far below it by Settings.output_bytes).
+MAX_EXECUTED_NOTEBOOK_BYTES = 64 << 20
+#: Slack the coordinator gives a worker past a submission's wall budget before it kills it
+#: (nbgrader's own start-up and gradebook work are outside the budgeted steps).
+DEADLINE_SLACK_SECONDS = 120.0
+#: Of a submission's wall budget, what is kept back from the notebooks for the trusted
+#: checks and the feedback pages (a fraction, at most TRUSTED_RESERVE_SECONDS).
+TRUSTED_RESERVE_SECONDS = 90.0
 
 #: Patterns in a student's own code (solution cells, plain cells, student modules)
 #: that honest CS231n code never needs; a hit flags the submission `suspicious`.
@@ -76,11 +94,12 @@ class Settings:
     """Limits and switches of one grading run.
 
     cell_timeout : seconds per cell (nbgrader's Execute.timeout).
-    notebook_timeout : seconds of wall time for a whole notebook.
+    notebook_timeout : seconds of wall time for a whole notebook, within the
+        submission's budget (the manifest's `[grading] wall_seconds`, or `wall_seconds` here).
+    wall_seconds : overrides the manifest's per-submission wall budget (None: the manifest's).
     output_bytes : output a kernel may send over a notebook before it is stopped.
-    disk_bytes : bytes the kernel may add to its working copy before it is stopped
-        (RLIMIT_FSIZE caps one file; this caps them all).
-    memory_bytes, cpu_seconds, max_processes, file_bytes : the sandbox's limits.
+    file_bytes : one file, and all the kernel's files together (its private /tmp tmpfs).
+    memory_bytes, cpu_seconds, max_processes : the sandbox's limits.
     dataset : NNKIT_DATASET of every kernel (the grader picks it, never the student).
     sandbox : run kernels in bubblewrap (False only with --unsafe-no-sandbox).
     trusted : use the trusted checks where the assignment has them.
@@ -88,8 +107,8 @@ class Settings:
 
     cell_timeout: int = 120
     notebook_timeout: int = 900
+    wall_seconds: float | None = None
     output_bytes: int = 4 << 20
-    disk_bytes: int = 512 << 20
     memory_bytes: int = 4 << 30
     cpu_seconds: int = 1800
     max_processes: int = 256
@@ -100,9 +119,9 @@ class Settings:
     course_secret: str | None = None
     ingest_limits: IngestLimits = IngestLimits()
 
-    def submission_deadline(self, n_notebooks: int) -> float:
-        """Hard wall limit on one submission in a worker: every notebook's budget plus start-up slack."""
-        return n_notebooks * (self.notebook_timeout + 30) + 180.0
+    def budget(self, manifest: Manifest) -> float:
+        """Wall seconds of one submission, everything included."""
+        return float(self.wall_seconds or manifest.wall_seconds)
 
 
 # ------------------------------------------------------------------------------------ assignment
@@ -152,34 +171,52 @@ def _release_support_files(release_dir: Path) -> list[str]:
     return out
 
 
-def hidden_test_lines(source_dir: Path, notebooks: Iterable[str]) -> list[str]:
-    """Every non-blank line inside a `### BEGIN HIDDEN TESTS` region of the source notebooks."""
-    import nbformat
-
-    lines = []
-    for name in notebooks:
-        nb = nbformat.read(str(source_dir / name), as_version=4)
-        for cell in nb.cells:
+def _cut_hidden_tests(source: str) -> str:
+    """`source` without its `### BEGIN HIDDEN TESTS` ... `### END HIDDEN TESTS` regions (markers included)."""
+    kept, inside = [], False
+    for line in source.splitlines(keepends=True):
+        if "BEGIN HIDDEN TESTS" in line:
+            inside = True
+        elif "END HIDDEN TESTS" in line:
             inside = False
-            for line in cell.source.splitlines():
-                if "BEGIN HIDDEN TESTS" in line:
-                    inside = True
-                elif "END HIDDEN TESTS" in line:
-                    inside = False
-                elif inside and line.strip():
-                    lines.append(line.strip())
-    return sorted(set(lines))
+        elif not inside:
+            kept.append(line)
+    return "".join(kept)
 
 
-def _secret_lines(a: Assignment, release: Path) -> list[str]:
-    """Hidden-test lines that students never see: those not also in a release notebook."""
+def keep_hidden_tests_from_kernel(src: Path, notebooks: Iterable[str], covered: frozenset[str]) -> tuple[str, ...]:
+    """Cut the hidden tests of the grade cells the trusted checks cover from the template's
+    source notebooks in `src`, so no kernel ever holds them; returns the notebooks whose
+    kernels still see hidden tests (cells no trusted check covers).
+
+    Those cells are scored in the kernel, and nothing that kernel printed may reach the
+    student (their feedback is rendered without outputs): a cell can print `In`.
+    """
     import nbformat
 
-    visible = set()
-    for name in a.manifest.notebooks:
-        for cell in nbformat.read(str(release / name), as_version=4).cells:
-            visible.update(line.strip() for line in cell.source.splitlines())
-    return [line for line in hidden_test_lines(a.source_dir, a.manifest.notebooks) if line not in visible]
+    still_hidden = []
+    for name in notebooks:
+        nb = nbformat.read(str(src / name), as_version=4)
+        for cell in nb.cells:
+            if "BEGIN HIDDEN TESTS" not in cell.source:
+                continue
+            if cell.metadata.get("nbgrader", {}).get("grade_id") in covered:
+                cell.source = _cut_hidden_tests(cell.source)
+            elif name not in still_hidden:
+                still_hidden.append(name)
+        nbformat.write(nb, str(src / name))
+    return tuple(still_hidden)
+
+
+def trusted_coverage(assignment: str, use_trusted: bool) -> frozenset[str]:
+    """The grade ids whose points come from the trusted checks (empty without them)."""
+    if not use_trusted:
+        return frozenset()
+    from . import trusted
+
+    if assignment not in trusted.SUPPORTED:
+        return frozenset()
+    return frozenset(trusted.covered_grade_ids(assignment))
 
 
 @dataclass(frozen=True)
@@ -193,8 +230,9 @@ class Template:
     student_modules: tuple[str, ...]
     submission_files: tuple[str, ...]
     support_files: tuple[str, ...]
-    hidden_lines: tuple[str, ...]
-    has_trusted: bool
+    covered: frozenset[str]  # grade ids scored by the trusted checks alone
+    kernel_sees_hidden: tuple[str, ...]  # notebooks whose kernel runs hidden tests (feedback without outputs)
+    wall_seconds: float  # one submission's budget
     cells: tuple[tuple[str, str, str, float], ...] = ()  # (notebook, grade_id, cell_type, max_score) per graded cell
     students_release: str = ""  # the release folder students were given (may predate the source)
 
@@ -214,7 +252,7 @@ def _inputs_digest(a: Assignment) -> str:
     return h.hexdigest()
 
 
-def cached_template(a: Assignment) -> Template:
+def cached_template(a: Assignment, settings: Settings = Settings()) -> Template:
     """The template course for `a`, built once per process and per content of its inputs.
 
     It lives in its own temporary folder, removed when the process exits; a change to a
@@ -222,34 +260,29 @@ def cached_template(a: Assignment) -> Template:
     """
     import atexit
 
-    key = _inputs_digest(a)
+    key = (_inputs_digest(a), settings.trusted, settings.budget(a.manifest))
     t = _TEMPLATES.get(key)
     if t is None or not Path(t.root, "gradebook.db").is_file():
         root = Path(tempfile.mkdtemp(prefix="nnkit-template-"))
         atexit.register(shutil.rmtree, root, True)
-        t = _TEMPLATES[key] = prepare_template(a, root / "course")
+        t = _TEMPLATES[key] = prepare_template(a, root / "course", settings)
     return t
 
 
-def prepare_template(a: Assignment, root: Path) -> Template:
+def prepare_template(a: Assignment, root: Path, settings: Settings = Settings()) -> Template:
     """Build the template course in `root` (see the module docstring, step 1)."""
     from . import nbgrader_course as nc
 
     m = a.manifest
+    covered = trusted_coverage(m.assignment, settings.trusted)
     config = nc.build_config(root, assignment=m.assignment, exclude_overwriting=m.student_modules,
                              course_id=COURSE_ID)
     api = nc.make_api(config)
     src = nc.put_source(config, m.assignment, a.source_dir, list(m.notebooks))
     support = _release_support_files(a.release_dir)
     nc.copy_tree(a.release_dir, src, support)
+    kernel_sees_hidden = keep_hidden_tests_from_kernel(src, m.notebooks, covered)
     release = nc.generate_assignment(api, m.assignment)
-    has_trusted = False
-    try:
-        from . import trusted
-
-        has_trusted = m.assignment in getattr(trusted, "SUPPORTED", ())
-    except ImportError:
-        pass
     from nbgrader.api import Gradebook
 
     with Gradebook(config.CourseDirectory.db_url, COURSE_ID) as gb:
@@ -258,8 +291,8 @@ def prepare_template(a: Assignment, root: Path) -> Template:
     return Template(assignment=m.assignment, root=str(root), release=str(release), notebooks=m.notebooks, cells=cells,
                     students_release=str(a.release_dir),
                     student_modules=m.student_modules, submission_files=m.submission_files,
-                    support_files=tuple(support), hidden_lines=tuple(_secret_lines(a, release)),
-                    has_trusted=has_trusted)
+                    support_files=tuple(support), covered=covered, kernel_sees_hidden=kernel_sees_hidden,
+                    wall_seconds=settings.budget(m))
 
 
 # ------------------------------------------------------------------------------------ execution guard
@@ -286,41 +319,16 @@ def _guard_class(sandboxed: bool):
         """
 
         notebook_timeout = Integer(900, help="wall seconds for the whole notebook").tag(config=True)
-        disk_bytes = Integer(512 << 20, help="bytes the kernel may write into its working copy").tag(config=True)
         incidents: list = []
-        workdir: str = ""
+        #: time.monotonic() past which no notebook of the submission may run (set per submission).
+        stop_at: float = float("inf")
 
         def preprocess(self, nb, resources=None, km=None):
-            self._deadline = time.monotonic() + self.notebook_timeout
+            self._deadline = min(time.monotonic() + self.notebook_timeout, GuardedExecute.stop_at)
             self._replay: list[str] = []
             self._nb_name = (resources or {}).get("unique_key", "?")
             self._dead = False
-            self._disk_killed = False
-            stop = threading.Event()
-            path = (resources or {}).get("metadata", {}).get("path") or self.workdir
-            watch = threading.Thread(target=self._watch_disk, args=(path, _tree_bytes(path), stop), daemon=True)
-            watch.start()
-            try:
-                return super().preprocess(nb, resources, km)
-            finally:
-                stop.set()
-                watch.join(5)
-
-        def _watch_disk(self, path, baseline, stop):
-            # A kernel filling the disk is stopped: many files under RLIMIT_FSIZE each add up.
-            while not stop.wait(0.2):
-                if path and _tree_bytes(path) - baseline > self.disk_bytes:
-                    self._disk_killed = True
-                    km = self.km
-                    try:
-                        if hasattr(km, "_kill_for"):
-                            km._kill_for("disk")
-                        elif km is not None and km.provisioner is not None:
-                            km.provisioner.process.kill()
-                    except Exception:
-                        pass
-                    # Keep watching the restarted kernel, from what is on disk now.
-                    baseline = _tree_bytes(path)
+            return super().preprocess(nb, resources, km)
 
         def _get_timeout(self, cell):
             # Each cell gets its own limit, but never more than the notebook has left.
@@ -356,7 +364,7 @@ def _guard_class(sandboxed: bool):
             if getattr(self, "_dead", False) or time.monotonic() >= self._deadline:
                 cell.outputs = []
                 why = "not run: the kernel could not be restarted" if getattr(self, "_dead", False) else \
-                    f"not run: the notebook's wall limit of {self.notebook_timeout} s was used up"
+                    "not run: the submission's wall budget was used up"
                 self._record(cell, index, "kernel_died" if getattr(self, "_dead", False) else "timeout", why)
                 return cell, self.resources
             is_test = bool(cell.metadata.get("nbgrader", {}).get("grade"))
@@ -369,7 +377,6 @@ def _guard_class(sandboxed: bool):
                     "memory": "the kernel ran out of memory in this cell",
                     "output_limit": "this cell printed more output than allowed; the kernel was stopped",
                     "timeout": "this cell used up the notebook's wall limit",
-                    "disk_limit": "this cell wrote more to disk than allowed; the kernel was stopped",
                 }[reason])
                 self._dead = not self._restart()
                 return cell, self.resources
@@ -394,9 +401,6 @@ def _guard_class(sandboxed: bool):
         def _kernel_reason_after_death(self):
             # The sandbox records why it stopped the kernel only once the kernel is shut down,
             # which the restart does; peek at the manager's reason first.
-            if self._disk_killed:
-                self._disk_killed = False
-                return "disk"
             reason = getattr(self.km, "_reason", None) if sandboxed else None
             if reason is None and sandboxed:
                 rc = None
@@ -415,18 +419,6 @@ def _guard_class(sandboxed: bool):
 
 class _NothingToRun(Exception):
     """No notebook of the submission survived ingest: nbgrader has nothing to execute."""
-
-
-def _tree_bytes(path) -> int:
-    """Bytes of the regular files under `path` (0 if it does not exist)."""
-    total = 0
-    for dirpath, _, files in os.walk(path or "/nonexistent"):
-        for f in files:
-            try:
-                total += os.lstat(os.path.join(dirpath, f)).st_size
-            except OSError:
-                pass
-    return total
 
 
 def _scan_suspicious(workdir: Path, notebooks: Iterable[str], modules: Iterable[str], release: Path) -> list[str]:
@@ -475,12 +467,15 @@ def grade_submission(template: Template, settings: Settings, student_id: str, wo
                      ingest_info: dict, scratch: str, feedback_out: str) -> dict:
     """Grade one ingested submission in a throwaway course; returns plain data (see `Result` keys).
 
-    Runs in a worker process. Never raises for anything a submission does.
+    Runs in a worker process. Never raises for anything a submission does. Every step
+    draws on one wall budget (`template.wall_seconds`): the notebooks get what is left
+    after a reserve for the trusted checks and the feedback pages.
     """
     from . import nbgrader_course as nc
     from .repair import repair_file
 
     started = time.perf_counter()
+    stop_at = time.monotonic() + template.wall_seconds
     a = template.assignment
     course = Path(scratch) / student_id
     if course.exists():
@@ -524,7 +519,7 @@ def grade_submission(template: Template, settings: Settings, student_id: str, wo
         flags.add("suspicious")
         reasons.append("suspicious code: " + ", ".join(scan))
 
-    # A pristine copy of the package for the trusted checks: the kernel never sees it.
+    # A pristine copy of the package for the trusted checks, made before any kernel ran.
     trusted_dir = course / "trusted"
     for rel in template.support_files:
         if rel.startswith("nnkit/"):
@@ -538,7 +533,10 @@ def grade_submission(template: Template, settings: Settings, student_id: str, wo
     autograded = course / "autograded" / student_id / a
     guard = _guard_class(settings.sandbox)
     guard.incidents = []
-    extra = {"GuardedExecute": {"notebook_timeout": settings.notebook_timeout, "disk_bytes": settings.disk_bytes},
+    reserve = min(TRUSTED_RESERVE_SECONDS, 0.3 * template.wall_seconds) if template.covered else \
+        min(30.0, 0.1 * template.wall_seconds)
+    guard.stop_at = stop_at - reserve
+    extra = {"GuardedExecute": {"notebook_timeout": settings.notebook_timeout},
              "NbGraderAPI": {"log_level": "ERROR"}}
     config = nc.build_config(course, assignment=a, exclude_overwriting=template.student_modules,
                              timeout=settings.cell_timeout, course_id=COURSE_ID, extra_config=extra)
@@ -551,9 +549,10 @@ def grade_submission(template: Template, settings: Settings, student_id: str, wo
         from .sandbox import Limits
         from .sandbox_kernel import clear_kernel_outcomes, sandbox_kernel_config
 
-        limits = Limits(wall_seconds=settings.notebook_timeout + 10, cpu_seconds=settings.cpu_seconds,
-                        memory_bytes=settings.memory_bytes, max_processes=settings.max_processes,
-                        output_bytes=settings.output_bytes, file_bytes=settings.file_bytes)
+        limits = Limits(wall_seconds=min(settings.notebook_timeout, template.wall_seconds) + 10,
+                        cpu_seconds=settings.cpu_seconds, memory_bytes=settings.memory_bytes,
+                        max_processes=settings.max_processes, output_bytes=settings.output_bytes,
+                        file_bytes=settings.file_bytes)
         config.merge(sandbox_kernel_config(autograded, limits, env=kernel_env))
         clear_kernel_outcomes(autograded)
     from nbgrader.preprocessors import Execute
@@ -561,7 +560,6 @@ def grade_submission(template: Template, settings: Settings, student_id: str, wo
     c = Config()
     c.Autograde.autograde_preprocessors = [guard if (p is Execute) else p for p in defaults]
     config.merge(c)
-    guard.workdir = str(autograded)
     api = nc.make_api(config)
 
     timings = {"prepare": time.perf_counter() - started}
@@ -587,16 +585,19 @@ def grade_submission(template: Template, settings: Settings, student_id: str, wo
         scores = []
         nbgrader_error = nbgrader_error or f"could not read the scores: {exc}"[:300]
 
-    executed = {}
+    # nbgrader wrote these from what the kernel sent over the Jupyter protocol; the kernel
+    # itself could not write here (its files stay in its sandbox).
+    executed = {nb[: -len(".ipynb")]: raw for nb in template.notebooks
+                if (raw := _read_executed(autograded / nb)) is not None}
+    keep_executed(executed, Path(feedback_out).parent / "autograded" / student_id / a)
+    parsed = {}
     import nbformat
 
-    for nb in template.notebooks:
-        p = autograded / nb
-        if p.is_file():
-            try:
-                executed[nb[: -len(".ipynb")]] = nbformat.read(str(p), as_version=4)
-            except Exception:
-                pass
+    for stem, raw in executed.items():
+        try:
+            parsed[stem] = nbformat.reads(raw.decode("utf-8", "replace"), as_version=4)
+        except Exception:
+            pass
 
     submitted_nbs = {nb[: -len(".ipynb")] for nb in template.notebooks if (sub / nb).is_file()}
     # Every graded cell of the assignment gets a row, even when nbgrader produced no score
@@ -625,17 +626,22 @@ def grade_submission(template: Template, settings: Settings, student_id: str, wo
             row.update(score=0.0, status="not_graded", message="nbgrader left this cell ungraded")
         else:
             row["status"] = "passed" if s.auto_score >= s.max_score else ("partial_credit" if s.auto_score > 0 else "failed")
-            if row["status"] != "passed" and s.notebook in executed:
-                cell = next((c for c in executed[s.notebook].cells
+            if row["status"] != "passed" and nb_name in template.kernel_sees_hidden:
+                # The error text came from a kernel that held hidden tests: it could carry them.
+                row["message"] = "this cell's checks did not pass (details withheld: its tests are hidden)"
+            elif row["status"] != "passed" and s.notebook in parsed:
+                cell = next((c for c in parsed[s.notebook].cells
                              if c.metadata.get("nbgrader", {}).get("grade_id") == s.grade_id), None)
                 row["message"] = _error_message(cell) if cell is not None else ""
         cells.append(row)
 
     trusted = None
-    if settings.trusted and template.has_trusted:
+    if template.covered:
         t0 = time.perf_counter()
-        trusted = _trusted_verdicts(template, settings, student_id, trusted_dir)
-        _apply_trusted(cells, trusted, flags, reasons)
+        # What is left of the budget, less a little for the feedback pages.
+        wall = max(5.0, min(120.0, stop_at - time.monotonic() - 0.5 * reserve))
+        trusted = _trusted_verdicts(template, settings, student_id, trusted_dir, wall)
+        apply_trusted(cells, template.covered, trusted, flags, reasons)
         timings["trusted"] = time.perf_counter() - t0
 
     status = GRADED
@@ -643,7 +649,7 @@ def grade_submission(template: Template, settings: Settings, student_id: str, wo
         flags.add(i["reason"])
         where = f"{i['notebook']}.ipynb cell {i['cell_index']}" + (f" ({i['grade_id']})" if i["grade_id"] else "")
         reasons.append(f"{where}: {i['detail']}")
-    if incidents or nbgrader_error or any(r["status"] in ("missing", "not_graded") for r in cells):
+    if incidents or nbgrader_error or any(r["status"] in ("missing", "not_graded", "trusted_error") for r in cells):
         status = PARTIAL
     if nbgrader_error:
         flags.add("nbgrader_error")
@@ -658,40 +664,101 @@ def grade_submission(template: Template, settings: Settings, student_id: str, wo
     if ingest_info["refused_files"]:
         flags.add("refused_files")
 
-    feedback = []
     t0 = time.perf_counter()
-    try:
-        if not executed:
-            raise _NothingToRun()
-        with nc.environ(**env):
-            fb = api.generate_feedback(a, student_id, force=True)
-        if fb.get("success"):
-            from .outputs import write_feedback
-
-            feedback = write_feedback(course / "feedback" / student_id / a, Path(feedback_out) / student_id,
-                                      template.hidden_lines)
-        else:
-            reasons.append("feedback could not be generated")
-    except _NothingToRun:
-        pass
-    except Exception as exc:
-        reasons.append(f"feedback could not be generated ({type(exc).__name__})")
-
+    feedback = write_feedback(template, settings, executed, cells, Path(feedback_out) / student_id, stop_at,
+                              flags, reasons)
     timings["feedback"] = time.perf_counter() - t0
     shutil.rmtree(course, ignore_errors=True)
+    import resource
+
     return {"student_id": student_id, "status": status, "flags": sorted(flags), "reasons": reasons,
             "timings": {k: round(v, 3) for k, v in timings.items()},
             "cells": cells, "repairs": repairs, "ignored_files": ingest_info["ignored"], "trusted": trusted,
-            "feedback": feedback, "seconds": round(time.perf_counter() - started, 3)}
+            "feedback": feedback, "seconds": round(time.perf_counter() - started, 3),
+            # ru_maxrss is KiB on Linux: the worker's peak over its whole life, this submission included.
+            "worker_peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
 
 
-def _trusted_verdicts(template: Template, settings: Settings, student_id: str, trusted_dir: Path) -> dict | None:
+def _read_executed(path: Path) -> bytes | None:
+    """The bytes of an executed notebook nbgrader wrote, as a regular file within the budget, else None."""
+    import stat as _stat
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    try:
+        info = os.fstat(fd)
+        if not _stat.S_ISREG(info.st_mode) or info.st_size > MAX_EXECUTED_NOTEBOOK_BYTES:
+            return None
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            return f.read(MAX_EXECUTED_NOTEBOOK_BYTES + 1)[:MAX_EXECUTED_NOTEBOOK_BYTES]
+    finally:
+        os.close(fd)
+
+
+def keep_executed(executed: dict[str, bytes], dest: Path) -> None:
+    """The executed notebooks, for the instructor (formgrader reads `autograded/<student>/<assignment>/`).
+
+    Each is written fresh by the grader (temp + rename) from bytes already read with a budget;
+    an earlier copy is replaced, never followed.
+    """
+    dest.mkdir(parents=True, exist_ok=True)
+    for stem, raw in executed.items():
+        tmp = dest / f".{stem}.ipynb.tmp"
+        with open(tmp, "wb") as f:
+            f.write(raw)
+        os.replace(tmp, dest / f"{stem}.ipynb")
+
+
+def write_feedback(template: Template, settings: Settings, executed: dict[str, bytes], cells: list[dict],
+                   dest: Path, stop_at: float, flags: set, reasons: list) -> list[str]:
+    """Render one page per executed notebook in the sandbox, sanitise it here, write it to `dest`.
+
+    A notebook whose kernel ran hidden tests is shown without any output (a cell can print
+    `In`). Past the wall budget, or when rendering fails, the page is a notice and the
+    submission is flagged `feedback_error`; the grades stand either way.
+    """
+    from . import feedback as fb
+    from .outputs import write_feedback_pages
+
+    pages = {}
+    todo = [nb for nb in template.notebooks if nb[: -len(".ipynb")] in executed]
+    for k, nb in enumerate(todo):
+        stem = nb[: -len(".ipynb")]
+        left = stop_at - time.monotonic()
+        rows = [c for c in cells if c["notebook"] == stem]
+        try:
+            if left < 2:
+                raise fb.FeedbackError("the submission's wall budget was used up before this page")
+            pages[stem + ".html"] = fb.render_notebook(
+                executed[stem], rows, show_outputs=nb not in template.kernel_sees_hidden, title=stem,
+                wall_seconds=max(2.0, min(60.0, left / (len(todo) - k))), sandbox=settings.sandbox)
+        except fb.FeedbackError as exc:
+            flags.add("feedback_error")
+            reasons.append(f"feedback for {nb} could not be rendered: {exc}")
+            pages[stem + ".html"] = fb.notice_page(stem, f"Feedback for this notebook could not be rendered ({exc}). "
+                                                         "Your grade is not affected; ask your instructor.")
+    if not pages:
+        return []
+    try:
+        return write_feedback_pages(dest, pages)
+    except OSError as exc:
+        flags.add("feedback_error")
+        reasons.append(f"feedback could not be written: {exc}")
+        return []
+
+
+def _trusted_verdicts(template: Template, settings: Settings, student_id: str, trusted_dir: Path,
+                      wall_seconds: float) -> dict:
+    """The trusted checks' report, or `{"error": why}`: any failure is the grader's, never a pass."""
     from . import trusted
 
     try:
         report = trusted.check_package(trusted_dir / "nnkit", template.assignment, student_id=student_id,
                                        secret=settings.course_secret, sandbox=settings.sandbox,
-                                       dataset=settings.dataset, models_dir=trusted_dir / "models")
+                                       dataset=settings.dataset, models_dir=trusted_dir / "models",
+                                       wall_seconds=wall_seconds)
     except Exception as exc:
         return {"error": f"{type(exc).__name__}: {exc}"[:500]}
     return {"grade_ids": report.get("grade_ids", {}), "score": report.get("score"), "max_score": report.get("max_score"),
@@ -699,30 +766,40 @@ def _trusted_verdicts(template: Template, settings: Settings, student_id: str, t
                        for c in report.get("checks", [])]}
 
 
-def _apply_trusted(cells: list[dict], trusted: dict | None, flags: set, reasons: list) -> None:
-    """Each autograded cell's points come from the trusted verdict for its grade_id."""
-    if not trusted or "error" in trusted:
-        if trusted:
-            flags.add("trusted_error")
-            reasons.append(f"trusted checks failed to run, in-kernel scores kept: {trusted['error']}")
-        return
-    verdicts = trusted["grade_ids"]
+def apply_trusted(cells: list[dict], covered: frozenset[str], trusted: dict, flags: set, reasons: list) -> None:
+    """Fail closed: each autograded cell of a covered grade id gets the trusted verdict's points, or 0.
+
+    The in-kernel score is kept as `in_kernel_score` for the record and never substitutes:
+    no verdict (the checks crashed, timed out, or left the grade id out) is 0 with status
+    `trusted_error` and the reason. A notebook that was not submitted keeps its 0 (`missing`).
+    """
+    verdicts = {} if "error" in trusted else trusted.get("grade_ids", {})
+    if "error" in trusted:
+        flags.add("trusted_error")
+        reasons.append(f"the trusted checks could not run, so their cells score 0: {trusted['error']}")
     for row in cells:
-        v = verdicts.get(row["grade_id"])
-        if row["kind"] != "auto" or v is None:
+        if row["kind"] != "auto" or row["grade_id"] not in covered or row["status"] == "missing":
             continue
-        top = float(v.get("max_points") or 0.0)
-        points = float(v.get("points") or 0.0) * row["max_score"] / top if top > 0 else 0.0
         in_kernel = float(row["score"] or 0.0)
         row["in_kernel_score"] = in_kernel
-        row["trusted_score"] = round(points, 6)
+        v = verdicts.get(row["grade_id"])
+        top = float(v.get("max_points") or 0.0) if isinstance(v, dict) else 0.0
+        if top <= 0:
+            flags.add("trusted_error")
+            why = trusted.get("error") or "the trusted checks returned no verdict for this cell"
+            row.update(score=0.0, trusted_score=None, status="trusted_error",
+                       message=f"not graded: {why}"[:400])
+            continue
+        points = round(float(v.get("points") or 0.0) * row["max_score"] / top, 6)
+        row["trusted_score"] = points
+        row["score"] = points
+        failing = [c["message"] for c in trusted.get("checks", [])
+                   if c["grade_id"] == row["grade_id"] and c["status"] != "passed"]
+        row["status"] = "passed" if points >= row["max_score"] - 1e-9 else ("partial_credit" if points > 0 else "failed")
+        row["message"] = ("trusted check: " + failing[0][:300]) if failing else ""
         if abs(points - in_kernel) > 1e-6:
             flags.add("trusted_override")
             reasons.append(f"{row['grade_id']}: in-kernel {in_kernel:g}, trusted checks {points:g}; the trusted verdict stands")
-            row["score"] = round(points, 6)
-            failing = [c["message"] for c in trusted["checks"] if c["grade_id"] == row["grade_id"] and c["status"] != "passed"]
-            row["status"] = "passed" if points >= row["max_score"] else ("partial_credit" if points > 0 else "failed")
-            row["message"] = ("trusted check: " + failing[0][:300]) if failing else "trusted checks pass"
 
 
 # ------------------------------------------------------------------------------------ worker pool
@@ -913,7 +990,7 @@ def grade(assignment: str | Path, submissions: str | Path, out: str | Path, *, w
     results: dict[str, dict] = {}
     pool = None
     try:
-        template = cached_template(a)
+        template = cached_template(a, settings)
         register_assignment(a, db_url, tmp / "register")
         feedback_out = out / "feedback"
         jobs = []
@@ -934,7 +1011,7 @@ def grade(assignment: str | Path, submissions: str | Path, out: str | Path, *, w
                          "ingest": {"files": got.files, "refused_files": got.refused_files, "ignored": got.ignored}})
         if jobs:
             pool = WorkerPool(min(workers, len(jobs)), (template, settings, str(tmp / "courses"), str(feedback_out)))
-            for job, result in pool.run(jobs, settings.submission_deadline(len(a.manifest.notebooks))):
+            for job, result in pool.run(jobs, template.wall_seconds + DEADLINE_SLACK_SECONDS):
                 if "crash" in result:
                     result = {**_rejected(job["student_id"], []), "status": PARTIAL,
                               "flags": ["grader_error"] + (["timeout"] if result.get("timeout") else []),

@@ -12,6 +12,10 @@ from pathlib import Path
 from . import REPO_ROOT
 
 
+#: A submission's grading budget when the manifest states none.
+DEFAULT_WALL_SECONDS = 300.0
+
+
 class ManifestError(ValueError):
     """The manifest is missing, malformed or contradicts itself."""
 
@@ -26,6 +30,9 @@ class Manifest:
     datasets: tuple[str, ...]
     thresholds: dict[str, dict[str, float]] = field(default_factory=dict)
     points: dict[str, float] = field(default_factory=dict)
+    #: Wall seconds one submission may take in a grading worker, everything included
+    #: (kernels, trusted checks, feedback): `[grading] wall_seconds`.
+    wall_seconds: float = DEFAULT_WALL_SECONDS
     path: Path | None = None
 
     @property
@@ -79,6 +86,9 @@ def load_manifest(assignment: str | Path, root: Path = REPO_ROOT) -> Manifest:
     for grade_id, value in points.items():
         if not isinstance(value, (int, float)) or value < 0:
             raise ManifestError(f"{path}: points for {grade_id!r} must be a non-negative number")
+    wall = data.get("grading", {}).get("wall_seconds", DEFAULT_WALL_SECONDS)
+    if isinstance(wall, bool) or not isinstance(wall, (int, float)) or not 10 <= wall <= 24 * 3600:
+        raise ManifestError(f"{path}: [grading] wall_seconds = {wall!r} must be a number of seconds in [10, 86400]")
     datasets = _strings(data, "datasets", path)
     unknown = set(thresholds) - set(datasets)
     if unknown:
@@ -92,5 +102,6 @@ def load_manifest(assignment: str | Path, root: Path = REPO_ROOT) -> Manifest:
         datasets=datasets,
         thresholds={d: {k: float(v) for k, v in c.items()} for d, c in thresholds.items()},
         points={k: float(v) for k, v in points.items()},
+        wall_seconds=float(wall),
         path=path,
     )

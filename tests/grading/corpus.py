@@ -39,7 +39,9 @@ targets = {{
     "OTHERS": [{str(ctx["other"])!r}, "../../../submitted", "../..", "../../../autograded"],
 }}
 for what, paths in targets.items():
-    leaked = [p for p in paths if os.path.exists(p) and (os.path.isdir(p) and len(os.listdir(p)) > 1 or os.path.isfile(p))]
+    # A leak is a folder of the course (other students, submitted/, autograded/) or a file of it.
+    course_names = {{"good", "stub", "submitted", "autograded", "source", "gradebook.db"}}
+    leaked = [p for p in paths if os.path.isfile(p) or os.path.isdir(p) and course_names & set(os.listdir(p))]
     print((L if leaked else B) + what, leaked)
 for db in targets["GRADEBOOK"]:
     try:
@@ -236,7 +238,8 @@ CORPUS = {
     "fork_bomb": (_fork_bomb, "graded", FULL, {"suspicious"}),
     "memory_bomb": (_memory_bomb, "partial", FULL, {"memory"}),
     "huge_output": (_huge_output, "partial", FULL, {"output_limit"}),
-    "disk_filler": (_disk_filler, "partial", FULL, {"disk_limit"}),
+    # Its writes fill the kernel's private, sized /tmp and stop at ENOSPC: nothing to flag.
+    "disk_filler": (_disk_filler, "graded", FULL, set()),
     "deleter": (_deleter, "graded", FULL, {"repaired"}),
     "duplicator": (_duplicator, "graded", FULL, {"repaired"}),
     "renamer": (_renamer, "graded", FULL, {"repaired", "suspicious"}),

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.skipif(not sandbox.available(), reason="bubblewrap is n
 
 #: Small limits so that every attack trips its limit in seconds.
 SETTINGS = replace(Settings(), cell_timeout=6, notebook_timeout=90, output_bytes=1 << 20, memory_bytes=1 << 30,
-                   disk_bytes=100 << 20, file_bytes=64 << 20, max_processes=64, cpu_seconds=120)
+                   file_bytes=64 << 20, max_processes=64, cpu_seconds=120)
 HIDDEN = ("HIDDEN_ADD_CHECK", "HIDDEN_SCALE_CHECK", "ops.add(-5, 5)", "ops.scale(x, 3.0)")
 
 
@@ -73,7 +73,8 @@ def test_partial_grades_name_the_cell_and_the_reason(graded):
         assert any("double_impl" in why and word in why for why in res[sid]["reasons"]), res[sid]["reasons"]
     assert any("out of memory" in why for why in res["memory_bomb"]["reasons"])
     assert any("more output" in why for why in res["huge_output"]["reasons"])
-    assert any("to disk" in why for why in res["disk_filler"]["reasons"])
+    filled = (graded["out"] / "autograded" / "disk_filler" / "toy" / "01_toy.ipynb").read_text()
+    assert "disk full" in filled and "No space left on device" in filled  # stopped by the tmpfs's size
     assert any("01_toy.ipynb refused: invalid JSON" in why for why in res["broken_json"]["reasons"])
     assert {c["status"] for c in res["broken_json"]["cells"]} == {"missing"}
     assert any("'..'" in why for why in res["zip_slip"]["reasons"])
@@ -81,7 +82,9 @@ def test_partial_grades_name_the_cell_and_the_reason(graded):
 
 def test_no_attack_reached_outside_its_sandbox(graded):
     out, base = graded["out"], graded["base"]
-    page = (out / "feedback" / "hostile" / "01_toy.html").read_text()
+    # What the hostile printed, from its executed notebook (its feedback shows no output:
+    # the toy's kernel runs hidden tests).
+    page = (out / "autograded" / "hostile" / "toy" / "01_toy.ipynb").read_text()
     for what in ("GRADEBOOK", "SOURCE", "OTHERS", "GRADEBOOK-WRITE", "CONFIG", "OTHER-WRITE", "NETWORK"):
         assert f"BLOCKED-{what}" in page, what
     # A write the hostile believes succeeded is acceptable only where it landed in the
