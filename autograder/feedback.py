@@ -158,8 +158,8 @@ def _clean_output(out, cell_left: int, budget: _Budget) -> tuple[dict | None, in
         frames = out.get("traceback") if isinstance(out.get("traceback"), list) else []
         frames = [_text(f, 2000) for f in frames[-TRACEBACK_FRAMES:]]
         tb = _text("\n".join(frames), room)
-        return {"output_type": "error", "ename": _text(out.get("ename"), 200),
-                "evalue": _text(out.get("evalue"), 1000), "traceback": [tb]}, len(tb) + 1200
+        ename, evalue = _text(out.get("ename"), 200), _text(out.get("evalue"), 1000)
+        return {"output_type": "error", "ename": ename, "evalue": evalue, "traceback": [tb]}, len(tb + ename + evalue)
     if kind not in ("display_data", "execute_result") or not isinstance(out.get("data"), dict):
         return None, 0
     data, used = {}, 0
@@ -266,6 +266,13 @@ def _renderer_main() -> int:
     Each cell's HTML follows its marker ``<!--<nonce>:<notebook>:<cell>-->``; a
     notebook nbconvert could not render is marked ``<!--<nonce>:<notebook>:failed-->``.
     """
+    if sys.argv[1:2] == ["--rlimits"]:  # the unsandboxed path: the budgets bwrap would have set
+        import resource
+
+        memory, cpu = int(sys.argv[2]), int(sys.argv[3])
+        resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     payload = json.loads(sys.stdin.buffer.read())
     import nbformat
     from jinja2 import DictLoader
@@ -327,17 +334,13 @@ def _run_plain(argv: list[str], stdin: bytes, limits, cwd: Path) -> tuple[int, b
     Not isolated (it sees the host as the grader's user), but it runs no student
     code: only nbconvert on the prepared notebook.
     """
-    import resource
-
-    def rlimits():
-        resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
-        resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds + 1))
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-
     env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": str(cwd), "TMPDIR": str(cwd),
            "PYTHONDONTWRITEBYTECODE": "1", "JUPYTER_PLATFORM_DIRS": "1"}
+    # The renderer sets its own memory and CPU limits from these (no preexec_fn: the
+    # grader has threads, and a fork with them must exec at once).
+    argv = [*argv, "--rlimits", str(int(limits.memory_bytes)), str(int(limits.cpu_seconds))]
     proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            cwd=cwd, env=env, start_new_session=True, preexec_fn=rlimits)
+                            cwd=cwd, env=env, start_new_session=True)
     chunks: dict[str, list[bytes]] = {"out": [], "err": []}
     over = threading.Event()
 
@@ -669,6 +672,8 @@ def render_notebooks(items: list[tuple[bytes, list[dict], str]], *, show_outputs
                 results[key] = fragments
             elif fragments is None:
                 results[key] = FeedbackError("nbconvert could not render this notebook")
+            elif sum(len(f) for f in fragments.values()) > PAGE_BYTES:
+                results[key] = FeedbackError(f"the feedback page is larger than its {PAGE_BYTES >> 20} MiB budget")
             else:
                 _, cells, title = items[key]
                 results[key] = _assemble(title, cells, grade_ids, fragments, show_outputs)

