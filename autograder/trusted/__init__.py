@@ -12,7 +12,12 @@ Result format (also printed by ``python -m autograder check-package PATH --assig
     {"score": S, "max_score": M,
      "checks": [{"id", "grade_id", "status": "passed|failed|error|timeout", "points", "max_points", "message"}],
      "grade_ids": {grade_id: {"points", "max_points", "status"}},
-     "seed_source": "...", "warnings": [...]}
+     "covered_grade_ids": [...], "seed_source": "...", "warnings": [...]}
+
+``covered_grade_ids(assignment)`` names, without running any code, the grade ids
+whose points the trusted checks score; every one of them has an entry in the
+report's ``grade_ids`` (a check that could not run scores 0 with its reason),
+so a grader can take those points from the trusted verdict only.
 """
 from __future__ import annotations
 
@@ -29,12 +34,12 @@ from . import checks as _checks
 from . import runner as _runner
 from .compare import Outcome
 from .execute import PackageError, run_calls
-from .models import check_models
+from .models import MODELS, check_models
 from .reference import reference_module
 from .seeds import SecretError, derive_seed, resolve_secret
 
-__all__ = ["check_package", "check_package_command", "check_models", "derive_seed", "build_report",
-           "points_for", "reference_outcomes", "PackageError", "SecretError"]
+__all__ = ["check_package", "check_package_command", "check_models", "covered_grade_ids", "derive_seed",
+           "build_report", "points_for", "reference_outcomes", "PackageError", "SecretError"]
 
 SUPPORTED = ("fcnets",)
 
@@ -89,6 +94,45 @@ def points_for(assignment):
         if grade_id in declared:
             points[grade_id] = float(declared[grade_id])
     return points
+
+
+def covered_grade_ids(assignment, *, models=True):
+    """The grade ids whose points the trusted checks score, computed without running any code.
+
+    Parameters
+    ----------
+    assignment : str
+    models : bool
+        Include the saved-model grade ids of the manifest's ``saved_models`` (scored when
+        ``check_package`` gets ``dataset`` and ``models_dir``, as the grader passes them).
+
+    Returns
+    -------
+    frozenset of str
+        Empty for an assignment without trusted checks.
+    """
+    if assignment not in SUPPORTED:
+        return frozenset()
+    _, plan_checks = _checks.build_plan(0)  # the grade ids do not depend on the seed
+    covered = {c.grade_id for c in plan_checks}
+    if models:
+        from ..manifest import load_manifest
+
+        saved = load_manifest(assignment).saved_models
+        covered |= {grade_id for rel, (grade_id, *_) in MODELS.items() if rel in saved}
+    return frozenset(covered)
+
+
+def _cover_every_grade_id(report, covered, points):
+    """Give every covered grade id an entry: one with no check at all scores 0, with the reason."""
+    for grade_id in sorted(covered - set(report["grade_ids"])):
+        max_points = float(points.get(grade_id, 1.0))
+        report["checks"].append({"id": f"{grade_id}.missing", "grade_id": grade_id, "status": "error",
+                                 "points": 0.0, "max_points": max_points,
+                                 "message": "no trusted check ran for this grade id (a grader bug, not yours)"})
+        report["grade_ids"][grade_id] = {"points": 0.0, "max_points": max_points, "status": "error"}
+        report["max_score"] = round(report["max_score"] + max_points, 6)
+    report["covered_grade_ids"] = sorted(covered)
 
 
 def _verdict(check, ref, got):
@@ -186,13 +230,19 @@ def check_package(package_dir, assignment, seed=None, student_id=None, secret=No
     calls, checks = _checks.build_plan(seed)
     refs = reference_outcomes(seed, calls)
     outcomes = run_calls(package_dir, calls, sandbox=sandbox, call_timeout=call_timeout, wall_seconds=wall_seconds)
-    report = build_report(checks, calls, refs, outcomes, points_for(assignment))
-    if models_dir is not None and dataset is not None:
+    points = points_for(assignment)
+    report = build_report(checks, calls, refs, outcomes, points)
+    with_models = models_dir is not None and dataset is not None
+    if with_models:
         models = check_models(Path(models_dir).parent, assignment, dataset)
         report["checks"].extend(models["checks"])
         report["grade_ids"].update(models["grade_ids"])
         report["score"] = round(report["score"] + models["score"], 6)
         report["max_score"] = round(report["max_score"] + models["max_score"], 6)
+        from ..manifest import load_manifest
+
+        points = {**points, **{g: float(v) for g, v in load_manifest(assignment).points.items()}}
+    _cover_every_grade_id(report, covered_grade_ids(assignment, models=with_models), points)
     report["seed_source"] = seed_source
     report["seed_digest"] = hashlib.sha256(str(seed).encode()).hexdigest()[:12]
     report["sandboxed"] = bool(sandbox)

@@ -22,6 +22,8 @@ from .compare import (
     all_of,
     any_of,
     dict_arrays,
+    float_problem,
+    received,
     same_array,
     same_keys,
     same_scalar,
@@ -448,11 +450,11 @@ def _state_entry(prefix, key, hint):
         if key not in got.keys.get(prefix, []):
             return f"the returned config has no `{key}` after step {prefix[5:]}: store the new state in config['{key}']"
         if key == "t":
-            info = got.infos[name]
-            if info["kind"] != "scalar" and not (info["kind"] == "ndarray" and info["shape"] == []):
-                return f"config['t'] must be a number, got {info['type']}"
-            if float(got.arrays[name]) != float(ref.arrays[name]):
-                return (f"config['t'] is {float(got.arrays[name]):g} after step {int(prefix[5:]) + 1}, expected "
+            t, problem = received(got, name, want_scalar=True)
+            if problem:
+                return f"config['t'] must be a number: {problem}"
+            if t.dtype.kind not in "iuf" or float(t) != float(ref.arrays[name]):
+                return (f"config['t'] is {t.item()!r:.40} after step {int(prefix[5:]) + 1}, expected "
                         f"{float(ref.arrays[name]):g}: add 1 to t once per call, before using it")
             return None
         return same_array(name, tol=1e-6, hint=hint)(ref, got)
@@ -531,59 +533,124 @@ def _linear(P: _Plan):
             same_scalar("loss", hint="softmax loss plus 0.5 * reg * sum(W**2); b is not regularised"),
             dict_arrays("grads", hint="dW = X.T @ dscores + reg * W; db = dscores.sum(axis=0)"))
 
-    # Training and prediction on separable data.
+    # Training on separable data. The held-out X_test never leaves this process: the runner returns
+    # W, and the accuracy, the loss W gives and the history's consistency are all computed here.
     N, D, C = 120, 10, 3
     centers = P.randn(C, D, scale=3.0)
     y = np.arange(N) % C
     X = centers[y] + P.randn(N, D)
     y_test = np.arange(60) % C
     X_test = centers[y_test] + P.randn(60, D)
-    for cls in ("LinearSVM", "Softmax"):
+    losses = (("LinearSVM", "svm_loss_vectorized"), ("Softmax", "softmax_loss_vectorized"))
+    for cls, loss_name in losses:
         kwargs = dict(learning_rate=1e-2, reg=1e-4, num_iters=150, batch_size=40, verbose=False)
         c = P.call(f"linear.train_{cls}", "linear_train",
-                   dict(Lm, cls=cls, kwargs=kwargs, np_seed=P.np_seed), timeout=20.0, X=X, y=y, X_test=X_test)
-        P.check(f"linear.{cls}_train", "test_linear_classifier", c, _linear_training(kwargs["num_iters"]))
-        P.check(f"linear.{cls}_predict", "test_linear_classifier", c, _linear_predict(X_test, y_test))
+                   dict(Lm, cls=cls, kwargs=kwargs, np_seed=P.np_seed), timeout=20.0, X=X, y=y)
+        P.check(f"linear.{cls}_train", "test_linear_classifier", c,
+                _linear_training(X, y, X_test, y_test, kwargs, loss_name, P.np_seed))
+        P.check(f"linear.{cls}_predict", "test_linear_classifier", c, _linear_predict(X))
+
+    # SGD itself, replayed: on N copies of one example every minibatch is the same, so any honest
+    # sampling (with or without replacement) takes exactly the reference's steps from the initial
+    # draw, and W and the history must equal the reference's. A closed-form W or an invented
+    # history cannot.
+    Nr, Dr, Cr = 10, P.dims(6, 10, 1)[0], P.dims(3, 5, 1)[0]
+    Xr = np.repeat(P.randn(1, Dr), Nr, axis=0)
+    yr = np.full(Nr, Cr - 1)
+    for cls, _ in losses:
+        kwargs = dict(learning_rate=float(P.rng.uniform(0.02, 0.05)), reg=float(P.rng.uniform(0.05, 0.2)),
+                      num_iters=30, batch_size=5, verbose=False)
+        c = P.call(f"linear.sgd_{cls}", "linear_train",
+                   dict(Lm, cls=cls, kwargs=kwargs, np_seed=P.np_seed), X=Xr, y=yr)
+        hint = ("start from the given W = 0.001 * np.random.randn(D, C), then every iteration: loss, grad = "
+                "self.loss(X_batch, y_batch, reg); append loss; W -= learning_rate * grad (fix the loss checks first)")
+        P.check(f"linear.{cls}_sgd_steps", "test_linear_classifier", c,
+                same_array("loss_history", tol=1e-6, hint=hint), same_array("W", tol=1e-6, hint=hint))
 
 
-def _linear_training(num_iters):
+def _linear_loss(name):
+    """The reference's vectorized linear loss ``name`` (run here, in the trusted process)."""
+    from .reference import reference_module
+
+    return getattr(reference_module("classifiers.linear"), name)
+
+
+def _float_output(got, name, shape):
+    """(array, None) when output ``name`` was received as floats of ``shape``, else (None, why)."""
+    problem = float_problem(got, name)
+    if problem:
+        return None, problem
+    array = got.arrays[name]
+    if array.shape != shape:
+        return None, f"`{name}` has shape {array.shape}, expected {shape}"
+    if not np.all(np.isfinite(array)):
+        return None, f"`{name}` holds nan/inf"
+    return array, None
+
+
+def _linear_training(X, y, X_test, y_test, kwargs, loss_name, np_seed):
+    """train ran SGD from the documented initial draw and learned; every claim is recomputed here.
+
+    With ``W0 = 0.001 * randn(D, C)`` after ``np.random.seed(np_seed)`` (the given first line of
+    train) and ``L`` the reference loss on the training set ``X: (N, D)``:
+
+    - the returned ``W: (D, C)`` classifies >= 90 % of the held-out ``X_test`` (never sent to the
+      runner) and ``L(W) < 0.3 * L(W0)``;
+    - the history has ``num_iters`` finite entries; the first is the loss of W0 on some minibatch,
+      so it lies within the per-example losses of W0; the mean of the last 10 is within
+      ``0.1 * L(W0)`` of ``L(W)`` (the reference's differ by at most 0.01 * L(W0)).
+    """
+    reg, num_iters = kwargs["reg"], kwargs["num_iters"]
+    D, C = X.shape[1], int(y.max()) + 1
+
     def verify(ref, got):
-        info = got.infos.get("loss_history")
-        if info is None or info["kind"] != "ndarray":
-            return "train must return the list of losses, one per iteration"
-        h = got.arrays["loss_history"]
-        if h.shape != (num_iters,):
-            return f"train returned {h.shape[0] if h.ndim else 0} losses for num_iters = {num_iters}"
-        if not np.all(np.isfinite(h)):
-            return "the loss history holds nan/inf"
-        first, last = float(np.mean(h[:10])), float(np.mean(h[-10:]))
-        if not last < 0.7 * first:
-            return (f"the loss did not go down (mean of the first 10 iterations {first:.4g}, of the last 10 "
-                    f"{last:.4g}); step against the gradient: W -= learning_rate * grad, on a batch X[idx], y[idx]")
+        h, problem = _float_output(got, "loss_history", (num_iters,))
+        if problem:
+            return f"train must return the list of losses, one per iteration: {problem}"
+        W, problem = _float_output(got, "W", (D, C))
+        if problem:
+            return f"after training the classifier must hold W of shape (D, C) = ({D}, {C}): {problem}"
+        loss = _linear_loss(loss_name)
+        W0 = 0.001 * np.random.RandomState(np_seed).randn(D, C)
+        with np.errstate(all="ignore"):
+            L0, LW = loss(W0, X, y, reg)[0], loss(W.astype(np.float64), X, y, reg)[0]
+            per_example = [loss(W0, X[i:i + 1], y[i:i + 1], reg)[0] for i in range(len(X))]
+            acc = float(np.mean(np.argmax(X_test @ W, axis=1) == y_test))
+        lo, hi = min(per_example), max(per_example)
+        slack = 1e-7 * (1 + abs(hi))  # rounding only
+        if not lo - slack <= h[0] <= hi + slack:
+            return (f"the first loss of the history is {h[0]:.6g}, but any minibatch loss of the initial "
+                    f"W = 0.001 * np.random.randn(D, C) lies in [{lo:.6g}, {hi:.6g}]: record the loss that "
+                    "self.loss returns for the current W before updating it")
+        if not (np.isfinite(LW) and LW < 0.3 * L0):
+            return (f"the loss of the returned W on the training data is {LW:.4g}, the initial W's is {L0:.4g}: "
+                    "training did not reduce it; step against the gradient: W -= learning_rate * grad, "
+                    "on a batch X[idx], y[idx]")
+        if not abs(float(np.mean(h[-10:])) - LW) <= 0.1 * L0:
+            return (f"the last 10 losses of the history average {np.mean(h[-10:]):.4g}, but the returned W "
+                    f"gives {LW:.4g} on the training data: the history must be the losses of the W being trained")
+        if acc < 0.9:
+            return f"the trained W classifies {acc:.1%} of well-separated held-out data correctly (the reference: > 90%)"
         return None
     return verify
 
 
-def _linear_predict(X_test, y_test):
-    """predict is argmax(X W) of the classifier's own W, and that W classifies well-separated data."""
+def _linear_predict(X):
+    """predict is argmax(X W) of the classifier's own W (on the training inputs ``X: (N, D)``)."""
     def verify(ref, got):
-        info = got.infos.get("pred_test")
-        if info is None or info["kind"] != "ndarray":
-            return "predict must return an ndarray of labels"
-        W = got.arrays.get("W")
-        if W is None or W.ndim != 2 or W.shape[0] != X_test.shape[1]:
-            return f"after training the classifier must hold W of shape (D, C) = ({X_test.shape[1]}, C)"
-        pred = got.arrays["pred_test"]
-        if pred.shape != y_test.shape:
-            return f"predict returned shape {pred.shape}, expected {y_test.shape}"
+        pred, problem = received(got, "pred_train")
+        if problem:
+            return f"predict must return an ndarray of labels: {problem}"
+        W, problem = _float_output(got, "W", ref.arrays["W"].shape)
+        if problem:
+            return f"after training the classifier must hold W of shape (D, C): {problem}"
+        if pred.shape != (len(X),):
+            return f"predict returned shape {pred.shape}, expected ({len(X)},)"
         with np.errstate(all="ignore"):
-            want = np.argmax(X_test @ W, axis=1)
+            want = np.argmax(X @ W, axis=1)
         if not np.array_equal(pred, want):
             return (f"predict disagrees with argmax(X @ W) on {int(np.sum(pred != want))} of {len(want)} examples: "
                     "predict the class with the highest score, np.argmax(X @ self.W, axis=1)")
-        acc = float(np.mean(want == y_test))
-        if acc < 0.9:
-            return f"the trained W classifies {acc:.1%} of well-separated test data correctly (the reference: > 90%)"
         return None
     return verify
 

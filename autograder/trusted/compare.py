@@ -23,9 +23,11 @@ class Outcome:
         ``"ok"``, ``"raised"`` (error holds the exception), ``"timeout"`` or ``"error"``
         (the runner died before finishing the call).
     infos : dict
-        Output name -> description from ``runner.describe`` (kind, dtype, shape, type).
+        Output name -> description from ``runner.describe``: ``kind`` and ``type`` only. For a
+        student's outcome it may only make a verdict stricter (``none``, ``subclass``, ``other``,
+        a number where an array is due); dtype and shape always come from ``arrays``.
     arrays : dict
-        Output name -> plain ndarray (only outputs that are arrays or numbers).
+        Output name -> plain ndarray actually received (outputs that are arrays or numbers).
     keys : dict
         Output name -> sorted key list, for outputs that were dicts.
     mutated : list of str
@@ -44,26 +46,38 @@ def _fmt(x):
     return np.array2string(np.asarray(x), precision=6, threshold=6, edgeitems=2, separator=", ")
 
 
-def _kind_problem(got, name, want_scalar=False):
-    """Why the student's output `name` is not an acceptable array/number, or None."""
-    info = got.infos.get(name)
-    if info is None:
-        return f"`{name}` was not returned (the call gave no such output)"
-    kind = info["kind"]
+def received(got, name, want_scalar=False):
+    """The array received for output ``name`` and None, or None and why it is not acceptable.
+
+    Only the array itself says what was returned; the description (``got.infos``) can only
+    refuse more: ``none``, ``subclass``, ``other``, or a Python number where an array is due.
+    A description without an array is "not returned".
+    """
+    info = got.infos.get(name) or {}
+    kind, what = info.get("kind"), info.get("type", "?")
     if kind == "none":
-        return f"`{name}` is None: the code that should set it did not run or did not assign it"
+        return None, f"`{name}` is None: the code that should set it did not run or did not assign it"
     if kind == "subclass":
-        return f"`{name}` must be a plain numpy.ndarray, got an instance of the subclass {info['type']}"
+        return None, f"`{name}` must be a plain numpy.ndarray, got an instance of the subclass {what}"
     if kind == "other":
-        what = info.get("dtype") or info["type"]
-        return f"`{name}` must be a {'number' if want_scalar else 'numpy.ndarray of floats'}, got {what}"
-    if want_scalar:
-        if kind == "ndarray" and info["shape"] != []:
-            return f"`{name}` must be a single number, got an array of shape {tuple(info['shape'])}"
-    elif kind != "ndarray":
-        return f"`{name}` must be a numpy.ndarray, got {info['type']}"
-    if np.dtype(info["dtype"]).kind not in "f":
-        return f"`{name}` must hold floats, got dtype {info['dtype']} (integer results lose the fractional part)"
+        return None, f"`{name}` must be a {'number' if want_scalar else 'numpy.ndarray of floats'}, got {what}"
+    array = got.arrays.get(name)
+    if not isinstance(array, np.ndarray):
+        return None, f"`{name}` was not returned (the call gave no such output)"
+    if want_scalar and array.shape != ():
+        return None, f"`{name}` must be a single number, got an array of shape {array.shape}"
+    if not want_scalar and kind == "scalar":
+        return None, f"`{name}` must be a numpy.ndarray, got {what}"
+    return array, None
+
+
+def float_problem(got, name, want_scalar=False):
+    """Why the received output `name` is not an acceptable float array/number, or None."""
+    array, problem = received(got, name, want_scalar)
+    if problem:
+        return problem
+    if array.dtype.kind != "f":
+        return f"`{name}` must hold floats, got dtype {array.dtype} (integer results lose the fractional part)"
     return None
 
 
@@ -122,7 +136,7 @@ def same_array(name, tol=1e-7, hint="", shape_hint="", ref_name=None):
     epsilon inside the square root) instead of the one of the same name.
     """
     def verify(ref, got):
-        problem = _kind_problem(got, name)
+        problem = float_problem(got, name)
         if problem:
             return problem
         e, g = ref.arrays[ref_name or name], got.arrays[name]
@@ -140,7 +154,7 @@ def same_array(name, tol=1e-7, hint="", shape_hint="", ref_name=None):
 def same_scalar(name, tol=1e-7, hint=""):
     """The output `name` is a finite number equal to the reference's within a relative `tol`."""
     def verify(ref, got):
-        problem = _kind_problem(got, name, want_scalar=True)
+        problem = float_problem(got, name, want_scalar=True)
         if problem:
             return problem
         e, g = float(ref.arrays[name]), float(got.arrays[name])
@@ -180,9 +194,9 @@ def dict_arrays(name, tol=1e-7, hint="", shapes_only=False):
         for key in ref.keys[name]:
             full = f"{name}.{key}"
             if shapes_only:
-                problem = _kind_problem(got, full)
-                if not problem and tuple(got.infos[full]["shape"]) != ref.arrays[full].shape:
-                    shape = tuple(got.infos[full]["shape"])
+                problem = float_problem(got, full)
+                if not problem and got.arrays[full].shape != ref.arrays[full].shape:
+                    shape = got.arrays[full].shape
                     problem = f"`{full}` has shape {shape}, expected {ref.arrays[full].shape}"
                     if shape == (1,) + ref.arrays[full].shape:
                         problem += "; sum without keepdims so a bias gradient is (M,), not (1, M)"

@@ -2,19 +2,20 @@
 
 This file is executed as a script in a fresh, sandboxed interpreter::
 
-    python -I runner.py WORKDIR PACKAGE_PARENT
+    python -I runner.py WORKDIR PACKAGE_PARENT FIRST
 
 It puts ``PACKAGE_PARENT`` first on ``sys.path`` so that ``import nnkit`` finds
 the student's package and nothing else of ours, reads ``WORKDIR/plan.json``
 (the calls to make) and ``WORKDIR/inputs.npz`` (their arrays, read with
-``allow_pickle=False``), and for every call writes
+``allow_pickle=False``) and runs the calls from index ``FIRST`` on. ``WORKDIR``
+is read-only inside the sandbox: the runner writes no file. Its results go to
+a private copy of its original stdout as a stream of frames (see "The wire
+format" below); fds 1 and 2 point at /dev/null before any student code is
+imported, so student prints go nowhere.
 
-- ``WORKDIR/out/<index>.json``: ``{"status": "ok"|"raised"|"timeout", "error": text,
-  "outputs": {name: description}, "mutated": [input names changed in place]}``;
-- ``WORKDIR/out/<index>.npz``: the outputs that are arrays or numbers, as plain arrays.
-
-A line ``<index>`` is appended to ``WORKDIR/progress`` before each call, so the
-trusted side knows which call was running if the process dies.
+Student code runs in this same process, so it can write frames too: the
+trusted side (``wire.parse_stream``) treats every frame as hostile and checks
+values it receives, never the runner's description of them.
 
 The trusted process imports this module too (``autograder.trusted.runner``)
 and runs the very same procedures with the reference package, so student and
@@ -27,10 +28,49 @@ import importlib
 import json
 import os
 import signal
+import struct
 import sys
 import traceback
 
 import numpy as np
+
+# ---------------------------------------------------------------------------
+# The wire format (the encoder is here, the decoder in ``wire.py``)
+#
+#   frame  := MAGIC, header length (uint32 little-endian), header (UTF-8 JSON object), payload
+#   header := {"t": "begin", "i": index}                                  before call `index`
+#           | {"t": "array", "i": index, "name": str, "dtype": str, "shape": [int, ...], "nbytes": int}
+#                                                 followed by nbytes of C-order little-endian data
+#           | {"t": "end", "i": index, "status", "error", "infos", "keys", "mutated"}   after the call
+#           | {"t": "done"}                                               after the last call
+# ---------------------------------------------------------------------------
+MAGIC = b"NNK1"
+HEADER_LENGTH = struct.Struct("<I")
+#: The dtypes an array may have on the wire (``dtype.str``): little-endian or byte-order-free numbers,
+#: no objects, no structured or string types, no long double.
+WIRE_DTYPES = frozenset(np.dtype(code).newbyteorder("<").str for code in (
+    "?", "i1", "i2", "i4", "i8", "u1", "u2", "u4", "u8", "f2", "f4", "f8", "c8", "c16"))
+
+
+def wire_dtype(array):
+    """The little-endian dtype ``array`` travels as, or None when it may not travel."""
+    if array.dtype.hasobject or array.dtype.fields is not None or array.dtype.subdtype is not None:
+        return None
+    dtype = array.dtype.newbyteorder("<")
+    return dtype if dtype.str in WIRE_DTYPES else None
+
+
+def encode_frame(header, payload=b""):
+    """One frame: MAGIC, the header's length, the header as compact JSON, the payload."""
+    data = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    return MAGIC + HEADER_LENGTH.pack(len(data)) + data + payload
+
+
+def encode_array(index, name, array):
+    """The frame of one output array (a plain ndarray whose ``wire_dtype`` is not None)."""
+    data = np.ascontiguousarray(array, dtype=wire_dtype(array)).tobytes()
+    return encode_frame({"t": "array", "i": index, "name": name, "dtype": wire_dtype(array).str,
+                         "shape": [int(n) for n in array.shape], "nbytes": len(data)}, data)
 
 
 class CallTimeout(BaseException):
@@ -51,16 +91,16 @@ def snap(value):
 
 
 def describe(value):
-    """What kind of thing a student returned, and the plain array to save (or None).
+    """What kind of thing a student returned, and the plain array to send (or None).
 
     Returns
     -------
     info : dict
         ``kind`` is ``"ndarray"`` (exactly numpy.ndarray), ``"subclass"``, ``"scalar"``
-        (a Python or numpy real number), ``"none"`` or ``"other"``; plus ``type``,
-        ``dtype`` and ``shape`` when they exist.
+        (a Python or numpy real number), ``"none"`` or ``"other"``; ``type`` names the
+        value's type. No dtype or shape: the trusted side takes those from the array itself.
     array : ndarray or None
-        A plain ndarray holding the value, safe to save without pickle.
+        A plain ndarray holding the value, of a dtype that may travel (``wire_dtype``).
     """
     info = {"type": type(value).__module__ + "." + type(value).__qualname__}
     array = None
@@ -70,8 +110,8 @@ def describe(value):
         info["kind"] = "ndarray" if type(value) is np.ndarray else "subclass"
         try:
             array = np.array(value.view(np.ndarray), copy=True)
-        except Exception as exc:  # the subclass refused to be viewed
-            info["error"] = repr(exc)[:200]
+        except Exception:  # the subclass refused to be viewed
+            array = None
     elif isinstance(value, (bool, np.bool_)):
         info["kind"] = "other"
     elif isinstance(value, (int, float, np.integer, np.floating)):
@@ -79,13 +119,9 @@ def describe(value):
         array = np.asarray(value)
     else:
         info["kind"] = "other"
-    if array is not None:
-        if array.dtype.hasobject or array.dtype.kind not in "biufc":
-            info["kind"] = "other"
-            array = None
-        else:
-            info["dtype"] = str(array.dtype)
-            info["shape"] = list(array.shape)
+    if array is not None and wire_dtype(array) is None:
+        info["kind"] = "other"
+        array = None
     return info, array
 
 
@@ -267,7 +303,10 @@ def proc_solver(mod, a, p):
 
 
 def proc_linear_train(mod, a, p):
-    """Train a linear classifier with its own ``train``, then ``predict``."""
+    """Train a linear classifier with its own ``train``, then ``predict`` on the training inputs.
+
+    Held-out data never comes here: the trusted side scores the returned ``W`` on it.
+    """
     np.random.seed(p["np_seed"])
     cls = getattr(mod(p["module"]), p["cls"])
     clf = cls(**p.get("init_kwargs", {}))
@@ -275,7 +314,6 @@ def proc_linear_train(mod, a, p):
     rec = {"loss_history": np.asarray(history, dtype=np.float64) if history is not None else None}
     rec["W"] = snap(getattr(clf, "W", None))
     rec["pred_train"] = snap(clf.predict(a["X"]))
-    rec["pred_test"] = snap(clf.predict(a["X_test"]))
     return rec
 
 
@@ -332,10 +370,56 @@ def _error_text(exc, limit=1500):
     return text[-limit:]
 
 
+class Wire:
+    """The runner's private copy of its original stdout, where the frames go."""
+
+    def __init__(self):
+        self.fd = os.dup(1)
+
+    def send(self, data):
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self.fd, view):]
+
+
+def _run_call(index, call, store, default_timeout):
+    """Run one call on the student's package; return (end-frame header, {output name: array})."""
+    arrays = {name: store[key] for name, key in call["arrays"].items()}
+    record = {"t": "end", "i": index, "status": "ok", "error": None, "infos": {}, "keys": {}, "mutated": []}
+    sent = {}
+    timeout = float(call.get("timeout", default_timeout))
+    np_state = np.seterr(all="ignore")
+    try:
+        signal.setitimer(signal.ITIMER_REAL, timeout)
+        try:
+            outputs, record["mutated"] = run_procedure(call["procedure"], _student_module, arrays, call["params"])
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+        flat, record["keys"] = flatten_outputs(outputs)
+        for name, value in flat.items():
+            record["infos"][name], array = describe(value)
+            if array is not None:
+                sent[name] = array
+    except CallTimeout:
+        record.update(status="timeout", error=f"timeout: the call took longer than {timeout} s",
+                      infos={}, keys={}, mutated=[])
+        sent = {}
+    except BaseException as exc:  # noqa: BLE001 - any student failure is a recorded result
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        record.update(status="raised", error=_error_text(exc), infos={}, keys={}, mutated=[])
+        sent = {}
+    finally:
+        np.seterr(**np_state)
+    return record, sent
+
+
 def main(argv):
-    workdir, package_parent = argv[1], argv[2]
+    workdir, package_parent, first = argv[1], argv[2], int(argv[3])
     sys.path.insert(0, package_parent)
-    # Student prints must not fill the pipe or trip the output limit: send fds 1 and 2 away.
+    # Keep a private copy of stdout for the frames, then send fds 1 and 2 away: student prints
+    # must neither reach the stream nor trip the output limit.
+    wire = Wire()
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)
     os.dup2(devnull, 2)
@@ -343,46 +427,15 @@ def main(argv):
         plan = json.load(f)
     with np.load(os.path.join(workdir, "inputs.npz"), allow_pickle=False) as z:
         store = {k: z[k] for k in z.files}
-    outdir = os.path.join(workdir, "out")
-    os.makedirs(outdir, exist_ok=True)
     signal.signal(signal.SIGALRM, _on_alarm)
-    skip = set(plan.get("skip", []))
-    for index, call in enumerate(plan["calls"]):
-        if index in skip:
-            continue
-        with open(os.path.join(workdir, "progress"), "a", encoding="utf-8") as f:
-            f.write(f"{index}\n")
-        arrays = {name: store[key] for name, key in call["arrays"].items()}
-        record = {"status": "ok", "error": None, "outputs": {}, "keys": {}, "mutated": []}
-        saved = {}
-        np_state = np.seterr(all="ignore")
-        try:
-            signal.setitimer(signal.ITIMER_REAL, float(call.get("timeout", plan.get("timeout", 10.0))))
-            try:
-                outputs, record["mutated"] = run_procedure(call["procedure"], _student_module, arrays, call["params"])
-            finally:
-                signal.setitimer(signal.ITIMER_REAL, 0)
-            flat, record["keys"] = flatten_outputs(outputs)
-            for name, value in flat.items():
-                info, array = describe(value)
-                record["outputs"][name] = info
-                if array is not None:
-                    saved[name] = array
-        except CallTimeout:
-            record["status"] = "timeout"
-            record["error"] = f"timeout: the call took longer than {call.get('timeout', plan.get('timeout', 10.0))} s"
-        except BaseException as exc:  # noqa: BLE001 - any student failure is a recorded result
-            if isinstance(exc, (KeyboardInterrupt,)):
-                raise
-            record["status"] = "raised"
-            record["error"] = _error_text(exc)
-        finally:
-            np.seterr(**np_state)
-        np.savez(os.path.join(outdir, f"{index}.npz"), **saved)
-        with open(os.path.join(outdir, f"{index}.json"), "w", encoding="utf-8") as f:
-            json.dump(record, f)
-    with open(os.path.join(workdir, "done"), "w", encoding="utf-8") as f:
-        f.write("ok\n")
+    default_timeout = plan.get("timeout", 10.0)
+    for index in range(first, len(plan["calls"])):
+        wire.send(encode_frame({"t": "begin", "i": index}))
+        record, sent = _run_call(index, plan["calls"][index], store, default_timeout)
+        for name, array in sent.items():
+            wire.send(encode_array(index, name, array))
+        wire.send(encode_frame(record))
+    wire.send(encode_frame({"t": "done"}))
     return 0
 
 
