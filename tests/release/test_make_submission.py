@@ -113,3 +113,63 @@ def test_check_runs_the_public_checks_once_and_reports_each(release):
     assert "1 check(s) failed." in out
     # The checks ran in a scratch copy: nothing was written into the student's folder.
     assert not (release / "models").exists()
+
+
+def _notebook(cells: list[dict]) -> str:
+    import json
+    return json.dumps({"cells": cells, "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                                                    "language": "python"}},
+                       "nbformat": 4, "nbformat_minor": 5}, indent=1)
+
+
+def _cell(kind, source, grade_id=None, grade=False, solution=False, outputs=None):
+    cell = {"cell_type": kind, "id": grade_id or "c", "metadata": {}, "source": source}
+    if kind == "code":
+        cell.update(execution_count=None, outputs=outputs or [])
+    if grade_id:
+        cell["metadata"]["nbgrader"] = {"grade": grade, "grade_id": grade_id, "locked": not solution,
+                                        "schema_version": 3, "solution": solution, "task": False,
+                                        **({"points": 1} if grade else {})}
+    return cell
+
+
+def test_abstract_methods_are_not_unfinished_and_unanswered_work_is_listed(release):
+    # An abstract method raises NotImplementedError by design; only the release's stubs count.
+    (release / "nnkit/sub/extra.py").write_text(
+        'class Base:\n    def loss(self):\n        raise NotImplementedError("Base.loss: use a subclass.")\n\n\n'
+        'def square(v):\n    raise NotImplementedError("square: not implemented yet, see the TODO above")\n')
+    error = {"output_type": "error", "ename": "AssertionError", "evalue": "relu_forward: expected ...",
+             "traceback": []}
+    (release / "01_ops.ipynb").write_text(_notebook([
+        _cell("markdown", "YOUR ANSWER HERE", "answer_why", grade=True, solution=True),
+        _cell("markdown", "Because it does.", "answer_how", grade=True, solution=True),
+        _cell("code", "# YOUR CODE HERE\nraise NotImplementedError()", "train", solution=True),
+        _cell("code", "assert False", "test_add", grade=True, outputs=[error]),
+    ]))
+    out = run(release)
+    assert "nnkit/sub/extra.py: square" in out and "Base.loss" not in out
+    notebooks = out.split("In the notebooks as saved:")[1].split("\n\n")[0]
+    assert "01_ops.ipynb answer_why: written answer not given yet" in notebooks
+    assert "answer_how" not in notebooks
+    assert "01_ops.ipynb train: still `raise NotImplementedError()`" in notebooks
+    assert "01_ops.ipynb test_add: saved with an error: AssertionError: relu_forward: expected ..." in notebooks
+
+
+def test_check_reports_the_cause_and_the_dataset(release):
+    (release / "01_ops.ipynb").write_text(_notebook([
+        _cell("code", "print(\"nnkit from .; dataset 'embedded' (chosen in the cell above); grading: True\")", "setup"),
+        _cell("code", "class DatasetNotFoundError(FileNotFoundError):\n    pass\n"
+                      "raise DatasetNotFoundError('CIFAR-10 not found: expected datasets/cifar-10-batches-py')",
+              "load_data"),
+        _cell("code", "data['X_train']", "test_add", grade=True),
+        _cell("code", "assert 1 + 1 == 2", "test_square", grade=True),
+    ]))
+    proc = subprocess.run([sys.executable, str(release / "make_submission.py"), "--check"],
+                          capture_output=True, text=True, cwd=release, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert ("ERROR 01_ops.ipynb load_data (not a check; the checks after it need it): DatasetNotFoundError: "
+            "CIFAR-10 not found") in out
+    assert "FAIL 01_ops.ipynb test_add: NameError" in out and "after the error in load_data above" in out
+    assert "ok   01_ops.ipynb test_square" in out and "1 check(s) failed." in out
+    assert "The checks ran on the dataset 'embedded' (chosen in the cell above)" in out
