@@ -78,3 +78,31 @@ def test_unsafe_no_sandbox_grades_with_the_same_guards(tmp_path, toy_release, ca
     # test_double needs the function from the cell that killed the kernel: 6 - 1 points.
     assert (row["student_id"], row["status"], row["score"]) == ("cal", "partial", "5")
     assert "kernel_died" in row["flags"]
+
+
+@pytest.mark.skipif(not sandbox.available(), reason="bubblewrap is needed: " + sandbox.unavailable_reason())
+def test_a_submission_past_its_wall_budget_is_partial_and_the_class_goes_on(tmp_path, toy_release):
+    """Issue 9 (time): one wall budget per submission covers every notebook and the feedback."""
+    import time
+
+    from .conftest import cell_by_id
+
+    subs, out = tmp_path / "subs", tmp_path / "out"
+
+    def sleeper(nb):
+        # Each cell alone is under the cell timeout; together they are far over the budget.
+        cell = cell_by_id(nb, "double_impl")
+        cell.source += "\nimport time\nfor _ in range(6):\n    time.sleep(8)\n"
+
+    make_submission(toy_release, subs / "sleepy", edit=sleeper)
+    make_submission(toy_release, subs / "honest")
+    settings = replace(SETTINGS, wall_seconds=25.0, cell_timeout=60)
+    t0 = time.monotonic()
+    res = {r["student_id"]: r for r in G.grade(TOY_MANIFEST, subs, out, settings=settings, workers=1)}
+    elapsed = time.monotonic() - t0
+    sleepy, honest = res["sleepy"], res["honest"]
+    assert sleepy["status"] == "partial" and "timeout" in sleepy["flags"], sleepy["reasons"]
+    assert any("wall budget" in why or "time limit" in why for why in sleepy["reasons"]), sleepy["reasons"]
+    assert sleepy["seconds"] < 25.0 + 15, sleepy["seconds"]  # the budget, plus grader work outside it
+    assert honest["status"] == "graded" and honest["score"] == 6.0
+    assert elapsed < 2 * 25.0 + 60

@@ -58,6 +58,54 @@ def test_grader_environment_is_not_inherited(course, monkeypatch):
     assert r.stdout.decode().split() == ["None", "given"], r.stderr
 
 
+def test_runs_as_an_unprivileged_user_without_capabilities(course):
+    """Issue 9: the whole pipeline ran as root. Inside, never root: uid 65534 when the grader is root."""
+    r = run_in(course, """
+        import os
+        caps = {l.split()[0]: int(l.split()[1], 16) for l in open('/proc/self/status') if l.startswith('Cap')}
+        print(os.getuid(), os.geteuid(), os.getgid(), os.getegid(), os.getgroups(), caps['CapEff:'], caps['CapBnd:'])
+        open('mine.txt', 'w').write('x')
+        try:
+            os.setuid(0); print('became root')
+        except PermissionError:
+            print('setuid refused')
+    """)
+    lines = r.stdout.decode().splitlines()
+    assert lines[-1] == "setuid refused", r
+    uid, euid, gid, egid, groups, eff, bnd = lines[0].split(" ", 6)[:7]
+    assert int(eff) == 0 and int(bnd) == 0
+    if os.geteuid() == 0:
+        assert {int(uid), int(euid)} == {sandbox.SANDBOX_UID} and {int(gid), int(egid)} == {sandbox.SANDBOX_GID}
+        assert (course["work"] / "mine.txt").stat().st_uid == sandbox.SANDBOX_UID
+    else:
+        assert int(uid) == os.getuid()
+
+
+def test_bwrap_itself_gets_no_grader_secret(course, monkeypatch):
+    """PID 1 of the sandbox is bwrap: its environment is the minimal one, not the grader's."""
+    secret = f"s3cr3t-{uuid.uuid4().hex}"
+    monkeypatch.setenv("NNKIT_COURSE_SECRET", secret)
+    token = f"nnkit-envprobe-{uuid.uuid4().hex}"
+    seen = []
+
+    def look():
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not seen:
+            for pid in _host_pids_with(token):
+                try:
+                    seen.append(Path(f"/proc/{pid}/environ").read_bytes())
+                except OSError:
+                    pass
+            time.sleep(0.05)
+
+    t = threading.Thread(target=look)
+    t.start()
+    r = run_in(course, f"import time; time.sleep(2)  # {token}")
+    t.join()
+    assert r.returncode == 0 and seen, "the sandbox's processes were never seen from the host"
+    assert not any(secret.encode() in env for env in seen)
+
+
 # --- networking
 
 
