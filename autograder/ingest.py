@@ -10,6 +10,12 @@ many files, a file or archive over the size caps, or a member whose compression
 ratio is that of a zip bomb. An allowed notebook that is not valid notebook JSON
 is refused on its own (that notebook is not graded; the rest is).
 
+A submission's name is its student id only when it matches `STUDENT_ID`;
+`discover` files any other name (newline, ESC, U+202E, `=HYPERLINK(...)`, 251
+characters, bytes that are not UTF-8) under a surrogate id `invalid-<hash>`, and
+`ingest` refuses it with the name escaped (`ascii()`) in the reason. No raw name
+ever reaches a path, a CSV cell or the gradebook, and none stops the run.
+
 The submission itself is only ever read: the working copy is written to a fresh
 folder, and zip members are streamed with a byte cap, so a member that lies
 about its size stops at the cap instead of filling the disk.
