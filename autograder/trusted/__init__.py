@@ -210,7 +210,9 @@ def check_package(package_dir, assignment, seed=None, student_id=None, secret=No
     Returns
     -------
     dict
-        See the module docstring.
+        See the module docstring. ``grade_ids`` has an entry for every grade id of
+        ``covered_grade_ids(assignment, models=...)`` (with models when ``dataset`` and
+        ``models_dir`` are given); one whose checks could not run scores 0 with the reason.
     """
     if assignment not in SUPPORTED:
         raise ValueError(f"no trusted checks for assignment {assignment!r}; known: {', '.join(SUPPORTED)}")

@@ -598,7 +598,11 @@ def _linear_training(X, y, X_test, y_test, kwargs, loss_name, np_seed):
       runner) and ``L(W) < 0.3 * L(W0)``;
     - the history has ``num_iters`` finite entries; the first is the loss of W0 on some minibatch,
       so it lies within the per-example losses of W0; the mean of the last 10 is within
-      ``0.1 * L(W0)`` of ``L(W)`` (the reference's differ by at most 0.01 * L(W0)).
+      ``0.03 * L(W0)`` of ``L(W)`` (honest SGD, with or without replacement, differs by at most
+      0.0104 * L(W0) over 600 runs of this set-up).
+
+    These catch an invented history; a closed-form W with a made-up but consistent history is
+    caught by the SGD replay (``linear.<cls>_sgd_steps``).
     """
     reg, num_iters = kwargs["reg"], kwargs["num_iters"]
     D, C = X.shape[1], int(y.max()) + 1
@@ -626,7 +630,7 @@ def _linear_training(X, y, X_test, y_test, kwargs, loss_name, np_seed):
             return (f"the loss of the returned W on the training data is {LW:.4g}, the initial W's is {L0:.4g}: "
                     "training did not reduce it; step against the gradient: W -= learning_rate * grad, "
                     "on a batch X[idx], y[idx]")
-        if not abs(float(np.mean(h[-10:])) - LW) <= 0.1 * L0:
+        if not abs(float(np.mean(h[-10:])) - LW) <= 0.03 * L0:
             return (f"the last 10 losses of the history average {np.mean(h[-10:]):.4g}, but the returned W "
                     f"gives {LW:.4g} on the training data: the history must be the losses of the W being trained")
         if acc < 0.9:

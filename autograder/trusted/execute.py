@@ -248,10 +248,11 @@ def _take(outcomes, first, stdout, returncode, reason):
         return None, ""
     if violation is not None:
         # Frames the runner did not write: nothing of this launch is believed.
-        message = f"the runner's output was malformed during this call ({violation})"
         last = len(outcomes) - 1 if affected is None else affected
         for i in range(first, last + 1):
-            outcomes[i] = Outcome("error", message)
+            outcomes[i] = Outcome("error", f"the runner's output was malformed during this call ({violation})"
+                                  if i == last else "not believed: frames that the runner did not write appeared "
+                                  f"in its output later, during call {last} ({violation})")
         why = f"not run: the runner's output was malformed before this call ({violation})"
         return (None, why) if affected is None or last + 1 >= len(outcomes) else (last + 1, why)
     for i, o in parsed.outcomes.items():

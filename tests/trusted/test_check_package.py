@@ -32,7 +32,7 @@ def test_reference_scores_full_marks_on_every_grade_id(reference_report):
     failed = [(c["id"], c["message"]) for c in r["checks"] if c["status"] != "passed"]
     assert failed == []
     assert r["score"] == r["max_score"] > 0
-    assert set(r["grade_ids"]) == set(checks.DEFAULT_POINTS)
+    assert set(r["grade_ids"]) == set(checks.DEFAULT_POINTS) == set(r["covered_grade_ids"])
     for row in r["checks"]:
         assert set(row) >= {"id", "grade_id", "status", "points", "max_points", "message"}
 
