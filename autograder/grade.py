@@ -40,7 +40,6 @@ notebook; every such event is recorded with its cell and reason.
 """
 from __future__ import annotations
 
-import json
 import multiprocessing
 import os
 import re
@@ -50,9 +49,9 @@ import sys
 import tempfile
 import time
 import traceback
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Iterable
 
 from . import REPO_ROOT
 from .ingest import IngestLimits, discover, ingest
@@ -724,21 +723,27 @@ def write_feedback(template: Template, settings: Settings, executed: dict[str, b
 
     pages = {}
     todo = [nb for nb in template.notebooks if nb[: -len(".ipynb")] in executed]
-    for k, nb in enumerate(todo):
-        stem = nb[: -len(".ipynb")]
+    # One sandbox run per kind of page (with outputs, without): one nbconvert start-up each.
+    groups = [[nb for nb in todo if (nb in template.kernel_sees_hidden) == hidden] for hidden in (False, True)]
+    groups = [g for g in groups if g]
+    for k, group in enumerate(groups):
         left = stop_at - time.monotonic()
-        rows = [c for c in cells if c["notebook"] == stem]
-        try:
-            if left < 2:
-                raise fb.FeedbackError("the submission's wall budget was used up before this page")
-            pages[stem + ".html"] = fb.render_notebook(
-                executed[stem], rows, show_outputs=nb not in template.kernel_sees_hidden, title=stem,
-                wall_seconds=max(2.0, min(60.0, left / (len(todo) - k))), sandbox=settings.sandbox)
-        except fb.FeedbackError as exc:
-            flags.add("feedback_error")
-            reasons.append(f"feedback for {nb} could not be rendered: {exc}")
-            pages[stem + ".html"] = fb.notice_page(stem, f"Feedback for this notebook could not be rendered ({exc}). "
-                                                         "Your grade is not affected; ask your instructor.")
+        items = [(executed[nb[: -len(".ipynb")]], [c for c in cells if c["notebook"] == nb[: -len(".ipynb")]],
+                  nb[: -len(".ipynb")]) for nb in group]
+        if left < 2:
+            rendered = [fb.FeedbackError("the submission's wall budget was used up before this page")] * len(group)
+        else:
+            rendered = fb.render_notebooks(items, show_outputs=group[0] not in template.kernel_sees_hidden,
+                                           wall_seconds=max(2.0, min(120.0, left / (len(groups) - k))),
+                                           sandbox=settings.sandbox)
+        for nb, page in zip(group, rendered):
+            stem = nb[: -len(".ipynb")]
+            if isinstance(page, fb.FeedbackError):
+                flags.add("feedback_error")
+                reasons.append(f"feedback for {nb} could not be rendered: {page}")
+                page = fb.notice_page(stem, f"Feedback for this notebook could not be rendered ({page}). "
+                                            "Your grade is not affected; ask your instructor.")
+            pages[stem + ".html"] = page
     if not pages:
         return []
     try:

@@ -21,77 +21,13 @@ valid (`ingest.STUDENT_ID`) never names a file or fills a cell: its surrogate
 from __future__ import annotations
 
 import csv
-import html as _html
 import json
 import os
 import re
 import stat
 from pathlib import Path
-from typing import Iterable
 
 from .ingest import STUDENT_ID, surrogate_id
-
-#: Hidden lines shorter than this are too generic to redact on their own (e.g. `pass`).
-MIN_HIDDEN_LINE = 8
-
-_PRE = re.compile(r"(<pre[^>]*>)(.*?)(</pre>)", re.DOTALL | re.IGNORECASE)
-_TAG = re.compile(r"<[^>]+>")
-
-
-def _text(fragment: str) -> str:
-    return _html.unescape(_TAG.sub("", fragment))
-
-
-def sanitize_feedback_html(text: str, hidden_lines: Iterable[str]) -> tuple[str, int]:
-    """Remove hidden-test code from a feedback page; returns (html, number of redactions).
-
-    Deprecated (text-only redaction, no defence against live HTML or encoded
-    output): pages now come from `autograder.feedback.render_notebook` and
-    :func:`write_feedback_pages`. Kept until grade.py stops calling :func:`write_feedback`.
-
-    nbgrader's ClearHiddenTests removes the hidden region from the cell source and
-    LimitOutput truncates tracebacks, but an output can still show a hidden line
-    (a student who printed the cell history). Every `<pre>` block whose visible
-    text holds a hidden line is replaced by a notice.
-    """
-    lines = [l for l in hidden_lines if len(l) >= MIN_HIDDEN_LINE]
-    count = 0
-    for line in lines:
-        for variant in {_html.escape(line, quote=False), _html.escape(line, quote=True)}:
-            if variant in text:
-                count += text.count(variant)
-                text = text.replace(variant, "[hidden test]")
-
-    def scrub(m: re.Match) -> str:
-        nonlocal count
-        visible = _text(m.group(2))
-        if any(line in visible for line in lines):
-            count += 1
-            return m.group(1) + "[withheld by the grader: this output contained hidden test code]" + m.group(3)
-        return m.group(0)
-
-    text = _PRE.sub(scrub, text)
-    return text, count
-
-
-def write_feedback(src: Path, dest: Path, hidden_lines: Iterable[str]) -> list[str]:
-    """Copy the feedback HTML pages of one student from `src` to `dest`, cleaned. Returns the file names.
-
-    Deprecated: see :func:`write_feedback_pages`.
-    """
-    hidden_lines = list(hidden_lines)
-    dest.mkdir(parents=True, exist_ok=True)
-    written = []
-    for page in sorted(Path(src).rglob("*.html")):
-        text, _ = sanitize_feedback_html(page.read_text(encoding="utf-8", errors="replace"), hidden_lines)
-        visible = _text(text)
-        if any(l in visible for l in hidden_lines if len(l) >= MIN_HIDDEN_LINE):
-            # Belt and braces: a page that still shows a hidden line is not published.
-            text = "<html><body><p>Feedback withheld: it could not be cleaned of hidden tests. Ask your instructor.</p></body></html>"
-        (dest / page.name).write_text(text, encoding="utf-8")
-        written.append(page.name)
-    return written
-
 
 def grade_ids(results: list[dict]) -> list[str]:
     """Every grade_id seen, in notebook order (first appearance)."""
