@@ -240,6 +240,43 @@ def test_unknown_functions_use_the_loop_and_order_is_kept():
                           per_image(imgs, [ft.hog_feature]))
 
 
+def test_feature_functions_take_a_batch():
+    imgs = images("quantized", n=150, seed=4)   # more than one internal block, the last partial
+    assert ft._BLOCK < 150 and 150 % ft._BLOCK
+    hog = ft.hog_feature(imgs)
+    assert hog.shape == (150, 144)
+    assert np.abs(hog - np.array([ft.hog_feature(im) for im in imgs])).max() < 1e-12
+    hue = ft.color_histogram_hsv(imgs, nbin=7, normalized=False)
+    assert hue.shape == (150, 7)
+    assert np.array_equal(hue, np.array([ft.color_histogram_hsv(im, nbin=7, normalized=False)
+                                         for im in imgs]))
+    gray = images("integer", n=5, shape=(32, 32))   # (N, H, W): a batch of gray images
+    assert ft.hog_feature(gray).shape == (5, 144)
+    assert ft.hog_feature(gray[0]).shape == (144,) and ft.hog_feature(imgs[0, ..., :3]).shape == (144,)
+
+
+class Counting:
+    def __init__(self, fn):
+        self.fn, self.calls = fn, 0
+
+    def __call__(self, im):
+        self.calls += 1
+        return self.fn(im)
+
+
+def test_lambdas_and_partials_run_batched_and_per_image_functions_in_a_loop():
+    imgs = images("integer", n=300, seed=2)
+    # the CS231n notebook's call: a lambda around the batch-capable function
+    hue = Counting(lambda img: ft.color_histogram_hsv(img, nbin=10))
+    hog = Counting(functools.partial(ft.hog_feature))
+    per_img = Counting(lambda img: ft.color_histogram_hsv(img[..., :3].reshape(-1, 3)[None], nbin=4))
+    F = ft.extract_features(imgs, [hog, hue, per_img], chunk=128)
+    assert hog.calls < 10 and hue.calls < 10      # sized, probed, then 3 batches of 128
+    assert per_img.calls > 300                    # returns one row for a batch: image by image
+    assert np.abs(F - per_image(imgs, [ft.hog_feature, ft.color_histogram_hsv, per_img.fn])).max() < 1e-12
+    assert np.abs(F - ft.extract_features(imgs, [hog.fn, hue.fn, per_img.fn], batched=False)).max() < 1e-12
+
+
 def test_total_feature_length_and_errors():
     imgs = images("uniform", n=3)
     assert ft.extract_features(imgs, [ft.hog_feature, ft.color_histogram_hsv]).shape == (3, 154)
