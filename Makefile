@@ -10,7 +10,7 @@ export OPENBLAS_NUM_THREADS ?= 1
 export OMP_NUM_THREADS ?= 1
 export MPLBACKEND ?= Agg
 
-.PHONY: demo test venv sandbox-tool bench release clean
+.PHONY: demo test venv sandbox-tool browser-tool bench release clean
 
 $(VENV)/bin/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "nnkit needs Python >= 3.11, found " + sys.version.split()[0])'
@@ -37,11 +37,27 @@ sandbox-tool:
 	  fi; \
 	fi
 
+# Debian's chromium and chromium-driver drive the browser test of the student's path
+# (tests/browser). Installed when we are root and they are missing; otherwise that test
+# is skipped and says what to install.
+browser-tool:
+	@if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing chromium and chromium-driver (the browser test)"; \
+	    (apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null) \
+	      || echo "WARNING: could not install chromium and chromium-driver: the browser test will be skipped"; \
+	  else \
+	    echo "WARNING: chromium or chromedriver is missing and we are not root: install the Debian packages 'chromium' and 'chromium-driver' to run the browser test"; \
+	  fi; \
+	fi
+
 demo: venv sandbox-tool
 	$(PY) -m autograder demo
 
 # The suite, then every source notebook executed on the embedded dataset (nbval).
-test: venv sandbox-tool
+# tests/browser and tests/colab add about 2 minutes once their venvs and the cached
+# release exist (build/venvs, build/student-release), about 5 on a fresh clone.
+test: venv sandbox-tool browser-tool
 	$(PY) -m pytest
 	NNKIT_DATASET=embedded $(PY) -m pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=300 source/fcnets
 

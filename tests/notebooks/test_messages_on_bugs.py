@@ -9,6 +9,7 @@ reference first, so a failure is the bug's, not the harness's.
 from __future__ import annotations
 
 import ast
+import contextlib
 from pathlib import Path
 
 import nbformat
@@ -29,9 +30,9 @@ def _cells(notebook: str) -> dict:
 def _helpers() -> dict:
     """`_show` and `check_close` exactly as the notebooks' setup cell defines them."""
     setup = ast.parse(_cells("01_layers")["setup"])
-    ns = {"np": np, "rel_error": gradient_check.rel_error}
-    funcs = [n for n in setup.body if isinstance(n, ast.FunctionDef) and n.name in ("_show", "check_close")]
-    assert len(funcs) == 2, "the setup cell must define _show and check_close"
+    ns = {"np": np, "rel_error": gradient_check.rel_error, "contextlib": contextlib}
+    funcs = [n for n in setup.body if isinstance(n, ast.FunctionDef) and n.name in ("_show", "check_close", "explain")]
+    assert len(funcs) == 3, "the setup cell must define _show, check_close and explain"
     exec(compile(ast.Module(body=funcs, type_ignores=[]), "<setup>", "exec"), ns)
     return ns
 
@@ -49,6 +50,10 @@ def run_cell(notebook: str, cell_id: str, **overrides):
 
 
 # ---------------------------------------------------------------- buggy versions
+def affine_forward_no_reshape(x, w, b):
+    return x @ w + b, (x, w, b)  # numpy: matmul's core dimensions do not match on the 4-D x
+
+
 def relu_forward_in_place(x):
     x[x < 0] = 0
     return x, x
@@ -125,6 +130,7 @@ def sgd_momentum_slide_form(w, dw, config=None):
 
 
 CASES = [
+    ("01_layers", "test_affine_forward", {"affine_forward": affine_forward_no_reshape}, "without reshaping it to (N, D) = (2, 120)"),
     ("01_layers", "test_relu", {"relu_forward": relu_forward_in_place}, "in place"),
     ("01_layers", "test_svm_loss", {"svm_loss": svm_loss_counts_correct_class}, "correct class's own margin"),
     ("01_layers", "test_softmax_loss", {"softmax_loss": softmax_loss_no_shift}, "subtract each row's max"),

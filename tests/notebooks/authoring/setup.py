@@ -1,4 +1,5 @@
 # Setup (read-only): run this cell first, after the cell above. It works locally, in Jupyter and in Colab.
+import contextlib
 import os
 import subprocess
 import sys
@@ -137,6 +138,16 @@ def check_close(what, got, expected, tol, cause=""):
     assert err < tol, (
         f"{what}: relative error {err:.2e}, more than the {tol:.0e} allowed.\n"
         f"  expected {_show(expected)}\n  got      {_show(got)}\n  {cause}")
+
+
+@contextlib.contextmanager
+def explain(error, cause):
+    """Inside `with explain(ValueError, "Likely cause: ...")`, an `error` (numpy's own, say) fails the check
+    with that cause; any other exception passes unchanged."""
+    try:
+        yield
+    except error as exc:
+        raise AssertionError(f"{type(exc).__name__}: {exc}\n  {cause}") from None
 
 
 def read_thresholds(dataset):
