@@ -17,7 +17,9 @@ VM drifts by up to 1.5x over an hour, so only same-run ratios mean anything):
 2. one epoch of ``FullyConnectedNet([100] * 5)`` + Adam, 4000 samples, batch
    100, float32 (the default dtype), against its GEMM time likewise;
 3. ``grad_check_sparse`` on 200 entries of the 3072 x 100 ``W1`` of a
-   ``TwoLayerNet`` at N = 50, against 400 forward-only loss evaluations.
+   ``TwoLayerNet`` at N = 50, against 400 forward-only loss evaluations, with
+   ``f = model.loss(X, y)[0]`` (the backward pass on every call) and with the
+   loss-only path ``f = model.loss(X, y, grads=False)`` (target <= 1.5x).
 
 One BLAS thread: on this 2-core box a second OpenBLAS thread gains nothing
 below 128 rows and collapses whenever another process is busy. For the same
@@ -92,9 +94,9 @@ def minflt():
 class CountingMixin:
     """Counts loss calls by (batch size, with labels) to know the epoch's GEMMs."""
 
-    def loss(self, X, y=None):
+    def loss(self, X, y=None, **kw):
         self.calls[(X.shape[0], y is not None)] += 1
-        return super().loss(X, y)
+        return super().loss(X, y, **kw)
 
 
 class CountingTwoLayerNet(CountingMixin, TwoLayerNet):
@@ -246,15 +248,6 @@ def bench_grad_check(args):
     model = TwoLayerNet(input_dim=D, hidden_dim=H, num_classes=C, weight_scale=1e-3, reg=0.05)
     _, grads = model.loss(X, y)
     W1, W2 = model.params["W1"], model.params["W2"]
-    f = lambda _: model.loss(X, y)[0]  # noqa: E731
-    reps = 3 if args.quick else 7
-    t = median_time(lambda: grad_check_sparse(f, W1, grads["W1"], num_checks=k, seed=1, verbose=False), reps)
-    for _ in range(5):
-        f(W1)
-    f0 = minflt()
-    t_loss = median_time(lambda: f(W1), 5, 40)
-    faults = (minflt() - f0) / 200
-
     rows_ = np.arange(n)
 
     def forward_only():  # the least a black-box check must compute per call
@@ -262,21 +255,46 @@ def bench_grad_check(args):
         s -= s.max(axis=1, keepdims=True)
         return float(np.mean(np.log(np.exp(s).sum(axis=1)) - s[rows_, y]))
 
-    t_fwd = median_time(forward_only, 5, 40)
-    # What the black-box f must do at least: a loss call's own products (forward and dW1).
+    variants = {  # the function grad_check_sparse calls: with the backward pass, and without
+        "f = model.loss(X, y)[0]": lambda _: model.loss(X, y)[0],
+        "f = model.loss(X, y, grads=False)": lambda _: model.loss(X, y, grads=False),
+    }
+    assert abs(variants["f = model.loss(X, y, grads=False)"](W1) - model.loss(X, y)[0]) == 0
+    reps = 3 if args.quick else 7
+    for f in variants.values():
+        for _ in range(5):
+            f(W1)
+    # Interleaved: every round times each variant and the bound once; medians over rounds.
+    samples = {name: [] for name in variants}
+    per_call, t_fwd, faults = {name: [] for name in variants}, [], {}
+    for _ in range(reps):
+        t_fwd.append(median_time(forward_only, 1, 40))
+        for name, f in variants.items():
+            samples[name].append(median_time(
+                lambda: grad_check_sparse(f, W1, grads["W1"], num_checks=k, seed=1, verbose=False), 1))
+            f0 = minflt()
+            per_call[name].append(median_time(lambda: f(W1), 1, 40))
+            faults[name] = (minflt() - f0) / 40
+    t_fwd = statistics.median(t_fwd)
+    # What a loss call's own products cost (forward and dW1), for the full call's note.
     t_gemm = sum(gemm_time(m, kk, nn, np.float64, ta, tb) for m, kk, nn, ta, tb in two_layer_gemms(n, D, H, C, True))
-    return [
-        (f"grad_check_sparse, {k} entries of W1 {D}x{H}, N={n}, reg 0.05", t, 2 * k * t_fwd,
-         f"bound = {2 * k} forward-only losses ({t_fwd * 1e3:.2f} ms each); f = model.loss(X, y)[0] "
-         f"takes {t_loss * 1e3:.2f} ms, its own GEMMs {t_gemm * 1e3:.2f} ms -> x{t / (2 * k * t_gemm):.2f} "
-         f"of {2 * k} loss-call GEMM sets; {faults:.0f} minor faults/call"),
-    ]
+    rows = []
+    for name in variants:
+        t = statistics.median(samples[name])
+        note = (f"bound = {2 * k} forward-only losses ({t_fwd * 1e3:.2f} ms each); {name} takes "
+                f"{statistics.median(per_call[name]) * 1e3:.2f} ms, {faults[name]:.0f} minor faults/call")
+        if "grads=False" not in name:
+            note += f"; its own GEMMs {t_gemm * 1e3:.2f} ms -> x{t / (2 * k * t_gemm):.2f} of {2 * k} GEMM sets"
+        rows.append((f"grad_check_sparse, {k} x W1 {D}x{H}, N={n}, reg 0.05: {name}", t, 2 * k * t_fwd, note))
+    return rows
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a tenth of the TwoLayerNet epoch; fewer repeats")
     parser.add_argument("--reps", type=int, default=None, help="timed epochs per driver (default 3, quick 1)")
+    parser.add_argument("--only", choices=("all", "epochs", "gradcheck"), default="all",
+                        help="run only the training epochs or only the gradient check")
     parser.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
                         help="cpu: this process's CPU time (default; robust when the box is busy); wall: elapsed")
     args = parser.parse_args()
@@ -290,7 +308,11 @@ def main():
     if Solver is None:
         print(f"nnkit.solver did not import ({SOLVER_ERROR}): epochs use the plain loop only.")
     gemm_cache = {}
-    rows = bench_two_layer(args, gemm_cache) + bench_fcnet(args, gemm_cache) + bench_grad_check(args)
+    rows = []
+    if args.only in ("all", "epochs"):
+        rows += bench_two_layer(args, gemm_cache) + bench_fcnet(args, gemm_cache)
+    if args.only in ("all", "gradcheck"):
+        rows += bench_grad_check(args)
 
     print()
     print(f"{'workload':<88} {'time s':>8} {'bound s':>8} {'ratio':>6}  note")

@@ -219,3 +219,58 @@ def test_fc_config_round_trip_and_errors():
         FullyConnectedNet([3], normalization="batchnorm")
     with pytest.raises(ValueError, match="input_dim = 5"):
         model.loss(np.zeros((2, 6)))
+
+
+# ---------------------------------------------------------------- the loss alone
+
+@pytest.mark.parametrize("reg", [0.0, 0.7])
+def test_two_layer_loss_alone_equals_the_full_call(reg):
+    rng = np.random.default_rng(3)
+    np.random.seed(5)
+    model = TwoLayerNet(input_dim=12, hidden_dim=9, num_classes=4, weight_scale=0.3, reg=reg)
+    X, y = rng.standard_normal((6, 3, 4)), rng.integers(0, 4, 6)
+    loss = model.loss(X, y, grads=False)
+    assert isinstance(loss, float)
+    assert loss == model.loss(X, y)[0]
+    assert loss == pytest.approx(reference_loss(model.params, X, y, reg, 2), rel=1e-12)
+    np.testing.assert_array_equal(model.loss(X, grads=False), model.loss(X))  # no labels: scores
+    with pytest.raises(TypeError):
+        model.loss(X, y, False)  # keyword only
+
+
+def test_fc_loss_alone_equals_the_full_call_with_dropout_and_float32():
+    rng = np.random.default_rng(4)
+    X, y = rng.standard_normal((5, 12)), rng.integers(0, 3, 5)
+    for kw in (dict(dtype=np.float64, reg=0.3), dict(dtype=np.float64, reg=0.1, dropout_keep_ratio=0.6, seed=3),
+               dict(reg=0.2)):
+        model = FullyConnectedNet([7, 6], input_dim=12, num_classes=3, weight_scale=0.3, **kw)
+        loss = model.loss(X, y, grads=False)
+        assert isinstance(loss, float)
+        assert loss == model.loss(X, y)[0], kw
+
+
+def test_loss_alone_skips_the_backward_pass(monkeypatch):
+    import nnkit.classifiers.fc_net as fc
+    added = []
+    monkeypatch.setattr(fc, "_add_scaled_", lambda *a: added.append(a))
+    np.random.seed(0)
+    X, y = np.random.randn(4, 12), np.array([0, 1, 2, 0])
+    for model in (TwoLayerNet(input_dim=12, hidden_dim=5, num_classes=3, reg=0.5),
+                  FullyConnectedNet([5, 5], input_dim=12, num_classes=3, reg=0.5, dtype=np.float64)):
+        model.loss(X, y, grads=False)
+        assert added == []          # the L2 gradient is part of the backward pass
+        model.loss(X, y)
+        assert added                # the full call's backward pass does add reg * W
+        added.clear()
+
+
+def test_numeric_gradient_of_the_loss_alone_matches_the_gradients():
+    from nnkit.gradient_check import grad_check_sparse
+    rng = np.random.default_rng(8)
+    np.random.seed(1)
+    model = TwoLayerNet(input_dim=20, hidden_dim=15, num_classes=5, weight_scale=0.1, reg=0.2)
+    X, y = rng.standard_normal((7, 20)), rng.integers(0, 5, 7)
+    _, grads = model.loss(X, y)
+    errors = grad_check_sparse(lambda _: model.loss(X, y, grads=False), model.params["W1"], grads["W1"],
+                               num_checks=20, seed=0, verbose=False)
+    assert errors.max() < 1e-6

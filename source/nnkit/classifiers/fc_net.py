@@ -6,7 +6,10 @@ Both models follow the contract of ``nnkit.solver.Solver``:
   (``Wi`` of shape ``(d_in, d_out)``, ``bi`` of shape ``(d_out,)``);
 - ``model.loss(X)`` -> scores ``(N, C)``;
 - ``model.loss(X, y)`` -> ``(loss, grads)``, ``grads`` with the keys, shapes and
-  dtypes of ``params``.
+  dtypes of ``params``;
+- ``model.loss(X, y, grads=False)`` -> ``loss`` alone, without the backward pass
+  (numeric gradient checks call the loss hundreds of times and need no gradients:
+  this costs about a third of a full call).
 
 The L2 regularization is ``0.5 * reg * sum(W**2)`` over every weight matrix,
 the last layer's too, and none of the biases; its gradient is ``reg * W``.
@@ -84,7 +87,7 @@ class TwoLayerNet:
             "reg": float(self.reg),
         }
 
-    def loss(self, X, y=None):
+    def loss(self, X, y=None, *, grads=True):
         """Scores, or loss and gradients, for a minibatch.
 
         Parameters
@@ -93,6 +96,9 @@ class TwoLayerNet:
             Inputs with d_1 * ... * d_k = D.
         y : ndarray of int, (N,), optional
             Labels. Without them only the forward pass runs.
+        grads : bool, keyword only
+            With y: False returns the loss alone, without the backward pass
+            (for numeric gradient checks).
 
         Returns
         -------
@@ -101,7 +107,8 @@ class TwoLayerNet:
         loss : float
             When y is given: the data loss plus the L2 term.
         grads : dict
-            When y is given: the same keys and shapes as ``self.params``.
+            When y is given and grads is True: the same keys and shapes as
+            ``self.params``.
         """
         X = _check_input("TwoLayerNet", X, self.params["W1"].shape[0])
         W1, b1 = self.params["W1"], self.params["b1"]
@@ -124,16 +131,26 @@ class TwoLayerNet:
         if y is None:
             return scores
 
-        loss, grads = 0.0, {}
-        # TODO: Implement the backward pass: the loss in `loss` (data loss plus
-        # 0.5 * self.reg * the sum of the squared entries of W1 and W2) and the
-        # gradient of every parameter in grads, under the parameter's name.
+        loss = 0.0
+        # TODO: Compute the loss in `loss`: the softmax data loss of the scores
+        # plus 0.5 * self.reg * the sum of the squared entries of W1 and W2.
+        # Keep what the backward pass below will need.
         ### BEGIN SOLUTION
         loss, dscores = softmax_loss(scores, y)
-        dW2 = hidden.T @ dscores
         if self.reg:  # (a pass over every weight: skipped when there is no L2 term)
             # vdot is a dot product of the flattened matrices: no W**2 temporary.
             loss += 0.5 * self.reg * (np.vdot(W1, W1) + np.vdot(W2, W2))
+        ### END SOLUTION
+
+        if not grads:  # the loss alone (numeric gradient checks): no backward pass
+            return float(loss)
+
+        grads = {}
+        # TODO: Implement the backward pass: the gradient of every parameter
+        # (the L2 term's too) in grads, under the parameter's name.
+        ### BEGIN SOLUTION
+        dW2 = hidden.T @ dscores
+        if self.reg:
             _add_scaled_(dW2, self.reg, W2)
         dhidden = dscores @ W2.T
         dhidden *= hidden > 0
@@ -250,7 +267,7 @@ class FullyConnectedNet:
             "seed": None if self.seed is None else int(self.seed),
         }
 
-    def loss(self, X, y=None):
+    def loss(self, X, y=None, *, grads=True):
         """Scores, or loss and gradients, for a minibatch.
 
         Parameters
@@ -260,6 +277,9 @@ class FullyConnectedNet:
         y : ndarray of int, (N,), optional
             Labels. Without them the net runs in test mode (no dropout) and
             returns scores.
+        grads : bool, keyword only
+            With y: False returns the loss alone, without the backward pass
+            (for numeric gradient checks; dropout runs in train mode as usual).
 
         Returns
         -------
@@ -268,7 +288,8 @@ class FullyConnectedNet:
         loss : float
             When y is given: the data loss plus the L2 term.
         grads : dict
-            When y is given: the same keys, shapes and dtypes as ``self.params``.
+            When y is given and grads is True: the same keys, shapes and dtypes
+            as ``self.params``.
         """
         X = _check_input("FullyConnectedNet", X, self.params["W1"].shape[0]).astype(self.dtype, copy=False)
         mode = "test" if y is None else "train"
@@ -298,17 +319,30 @@ class FullyConnectedNet:
         if mode == "test":
             return scores
 
-        loss, grads = 0.0, {}
-        # TODO: Implement the backward pass: the loss in `loss` and the gradient
-        # of every parameter in grads. Regularize every weight matrix, the last
-        # one too, with 0.5 * self.reg * sum(W**2), and no bias.
+        loss = 0.0
+        # TODO: Compute the loss in `loss`: the softmax data loss of the scores
+        # plus the L2 term. Regularize every weight matrix, the last one too,
+        # with 0.5 * self.reg * sum(W**2), and no bias. Keep what the backward
+        # pass below will need.
         ### BEGIN SOLUTION
         loss, d = softmax_loss(scores, y)
+        if self.reg:
+            for i in range(L, 0, -1):
+                W = self.params[f"W{i}"]
+                loss += 0.5 * self.reg * np.vdot(W, W)
+        ### END SOLUTION
+
+        if not grads:  # the loss alone (numeric gradient checks): no backward pass
+            return float(loss)
+
+        grads = {}
+        # TODO: Implement the backward pass: the gradient of every parameter
+        # (the L2 term's too) in grads, under the parameter's name.
+        ### BEGIN SOLUTION
         for i in range(L, 0, -1):
             W = self.params[f"W{i}"]
             dW = inputs[i - 1].T @ d
             if self.reg:
-                loss += 0.5 * self.reg * np.vdot(W, W)
                 _add_scaled_(dW, self.reg, W)
             grads[f"W{i}"], grads[f"b{i}"] = dW, d.sum(axis=0)
             if i > 1:  # the input layer needs no gradient with respect to X
