@@ -202,17 +202,9 @@ def lab(request, tmp_path):
     kit.fill_in(folder, names={"02_two_layer_net.ipynb"})
     kit.set_first_cell(folder / "02_two_layer_net.ipynb", DATASET="embedded")
     lab = Lab(folder, tmp_path, request.node.name)
-    failed = True
     try:
         yield lab
-        failed = False
     finally:
-        if failed or request.node.rep_call_failed if hasattr(request.node, "rep_call_failed") else failed:
-            try:
-                lab.shot("failure", force=True)
-                print(f"screenshots: {lab.shots}")
-            except Exception:
-                pass
         lab.close()
 
 
@@ -304,4 +296,5 @@ def test_student_path_in_jupyterlab(lab):
         print(f"progress widget seen while training: {seen_widget[0]}")
     except Exception:
         lab.shot("failure", force=True)
+        print(f"screenshots of the steps: {lab.shots}; the server's log: {lab.server_log.name}")
         raise

@@ -310,3 +310,31 @@ def test_an_error_inside_the_explorers_train_button_is_shown_not_swallowed(kerne
     assert "STATUS training failed: NotImplementedError" in out and "ENABLED True" in out
     errors = [m for m in msgs if m["msg_type"] == "error"]
     assert errors and errors[0]["content"]["ename"] == "NotImplementedError"  # the traceback, for the widget
+
+
+# ---------------------------------------------------------------- the documented search repeats itself
+def test_random_search_with_the_same_seed_repeats_with_the_documented_builder():
+    """The module docstring's build_model (TwoLayerNet draws from numpy's global generator)."""
+    import numpy as np
+
+    from nnkit.classifiers.fc_net import TwoLayerNet
+    from nnkit.tuning import random_search
+
+    rng = np.random.RandomState(0)
+    centers = 3 * rng.randn(3, 12)
+    y = rng.randint(3, size=120)
+    data = {"X_train": centers[y[:90]] + rng.randn(90, 12), "y_train": y[:90],
+            "X_val": centers[y[90:]] + rng.randn(30, 12), "y_val": y[90:]}
+
+    def build_model(hidden_dim, reg):
+        return TwoLayerNet(input_dim=12, hidden_dim=hidden_dim, num_classes=3, reg=reg)
+
+    runs = []
+    for state in (1, 2):  # whatever the global generator did before
+        np.random.seed(state)
+        results = random_search(build_model, data, {"learning_rate": ("log", 1e-3, 1e-1), "reg": ("log", 1e-4, 1e-1),
+                                                    "hidden_dim": [8, 16]}, num_trials=3, seed=5, progress=False,
+                                solver_kwargs={"num_epochs": 2, "batch_size": 30})
+        runs.append(([r["loss"] for r in results.rows], results.best_model.params["W1"].copy()))
+    assert runs[0][0] == runs[1][0]
+    assert np.array_equal(runs[0][1], runs[1][1])
