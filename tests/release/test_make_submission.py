@@ -173,3 +173,33 @@ def test_check_reports_the_cause_and_the_dataset(release):
     assert "FAIL 01_ops.ipynb test_add: NameError" in out and "after the error in load_data above" in out
     assert "ok   01_ops.ipynb test_square" in out and "1 check(s) failed." in out
     assert "The checks ran on the dataset 'embedded' (chosen in the cell above)" in out
+
+
+def test_check_on_the_untouched_fcnets_release_without_cifar10(tmp_path):
+    """Issue 15's run: the release as students get it, CIFAR-10 not downloaded. The load cell's
+    DatasetNotFoundError is reported as the cause, the dataset is named, the abstract
+    LinearClassifier.loss is not called unfinished, the written answers are listed."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "student_release", Path(__file__).resolve().parents[1] / "colab" / "student_release.py")
+    kit = sys.modules.setdefault("student_release", importlib.util.module_from_spec(spec))
+    spec.loader.exec_module(kit)
+    folder = kit.release_copy(tmp_path / "fcnets")
+    env = {k: v for k, v in __import__("os").environ.items()
+           if k not in ("NNKIT_DATASET", "NNKIT_DATA_DIR", "NBGRADER_EXECUTION", "PYTHONPATH")}
+    proc = subprocess.run([sys.executable, "make_submission.py", "--check"], capture_output=True, text=True,
+                          cwd=folder, timeout=600, env=env)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "ERROR 02_two_layer_net.ipynb load_data (not a check; the checks after it need it): " \
+           "DatasetNotFoundError: CIFAR-10 not found" in out, out
+    assert 'DATASET = "embedded"' in out.split("ERROR 02_two_layer_net.ipynb load_data")[1].splitlines()[0]
+    assert "after the error in load_data above" in out
+    assert "The checks ran on the dataset 'cifar10' (chosen in the cell above)" in out, out
+    stubs = out.split("Still raising NotImplementedError")[1].split("\n\n")[0]
+    assert "LinearClassifier.train" in stubs and "LinearClassifier.loss" not in stubs, stubs
+    saved = out.split("In the notebooks as saved:")[1].split("\n\n")[0]
+    for answer in ("answer_activations", "answer_train_test_gap", "answer_misclassifications",
+                   "answer_initialisation", "answer_adagrad"):
+        assert f"{answer}: written answer not given yet" in saved, saved
