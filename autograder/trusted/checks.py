@@ -634,7 +634,8 @@ def _linear_training(X, y, X_test, y_test, kwargs, loss_name, np_seed):
             return (f"the last 10 losses of the history average {np.mean(h[-10:]):.4g}, but the returned W "
                     f"gives {LW:.4g} on the training data: the history must be the losses of the W being trained")
         if acc < 0.9:
-            return f"the trained W classifies {acc:.1%} of well-separated held-out data correctly (the reference: > 90%)"
+            return (f"the trained W classifies {acc:.1%} of well-separated held-out data correctly "
+                    "(the reference: > 90%)")
         return None
     return verify
 

@@ -220,7 +220,8 @@ def _read_meta(z, members, headers, name):
     except (ValueError, RecursionError):
         raise ModelFileError(f"{name}: __nnkit__ is not JSON") from None
     if not isinstance(meta, dict) or meta.get("format") != 1:
-        raise ModelFileError(f"{name}: unknown format {str(meta.get('format') if isinstance(meta, dict) else meta)[:40]}")
+        found = meta.get("format") if isinstance(meta, dict) else meta
+        raise ModelFileError(f"{name}: unknown format {str(found)[:40]}")
     return meta
 
 
