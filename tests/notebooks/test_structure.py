@@ -221,3 +221,32 @@ def test_release_version_of_every_cell_compiles(notebook):
             compile(cell.source, f"{name}:{cell.id}", "exec")
     stubs = [c.id for c in nb.cells if "raise NotImplementedError()" in c.source]
     assert stubs or name == "01_layers.ipynb", f"{name}: no solution cell was stubbed"
+
+
+def test_everything_the_trusted_checks_grade_is_asked_for_and_visibly_checked():
+    """Issue 15, point 1: each function, class and option a trusted check calls for a grade id
+    is named in the VISIBLE part of that grade id's check cell (and so in the notebook's text):
+    no hidden requirement."""
+    from autograder.trusted.checks import build_plan
+
+    calls, checks = build_plan(0)
+    by_call = {c.id: c for c in calls}
+    visible = {}
+    for name in CONTRACT:
+        for cell in _load(name).cells:
+            gid = _nbgrader(cell).get("grade_id")
+            if _nbgrader(cell).get("grade") and cell.cell_type == "code":
+                visible[gid] = cell.source.split("### BEGIN HIDDEN TESTS")[0]
+    missing = set()
+    for check in checks:
+        params = by_call[check.call].params
+        names = [params.get(k) for k in ("fn", "cls") if params.get(k)]
+        if params.get("backward") and "backward" in check.id:  # the forward pass is graded elsewhere
+            names = [params["backward"]]
+        names += [k for k in params.get("kwargs") or {} if k in ("dropout_keep_ratio", "alpha")]
+        if by_call[check.call].procedure == "solver":
+            names.append("Solver(")
+        for n in names:
+            if n not in visible.get(check.grade_id, ""):
+                missing.add((check.grade_id, n))
+    assert not missing, f"graded by the trusted checks but not visibly checked in that cell: {sorted(missing)}"
