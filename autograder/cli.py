@@ -15,6 +15,8 @@ VERBS = {
     "demo": ("autograder.demo", "demo", "the whole instructor flow on the embedded dataset"),
     "release": ("autograder.release", "release_command", "build the leak-free student release of an assignment"),
     "grade": ("autograder.grade", "grade_command", "sandboxed, parallel autograding of a class"),
+    "export": ("autograder.grade", "export_command", "the whole class's grades from the gradebook"),
+    "formgrader": ("autograder.formgrader", "formgrader_command", "manual grading in nbgrader's formgrader (a browser on loopback)"),
     "check-package": ("autograder.trusted", "check_package_command", "trusted checks of an nnkit package, outside the student's kernel"),
 }
 
@@ -39,6 +41,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=1, help="worker processes (default: 1)")
     p.add_argument("--db", default=None, help="gradebook SQLAlchemy URL (default: SQLite in --out)")
     p.add_argument("--unsafe-no-sandbox", action="store_true", help="grade without bubblewrap (never on real students)")
+    p.add_argument("--force", action="store_true", help="regrade every submission (default: skip unchanged ones)")
+    p.add_argument("--scheduler", default=None, help="a dask.distributed scheduler address (default: local workers)")
+    p.add_argument("--release", default=None, help="grade against this release folder (e.g. an older one)")
+
+    p = sub.add_parser("export", help=VERBS["export"][2])
+    p.add_argument("assignment")
+    p.add_argument("--out", required=True, help="the --out folder of `grade`")
+    p.add_argument("--db", default=None, help="gradebook SQLAlchemy URL (default: SQLite in --out)")
+
+    p = sub.add_parser("formgrader", help=VERBS["formgrader"][2])
+    p.add_argument("assignment")
+    p.add_argument("--out", required=True, help="the --out folder of `grade` (its gradebook and autograded/ notebooks)")
+    p.add_argument("--port", type=int, default=None, help="loopback port (default: a free one)")
+    p.add_argument("--db", default=None, help="gradebook SQLAlchemy URL (default: SQLite in --out)")
+    p.add_argument("--token", default=None, help="the server's token (default: $NNKIT_FORMGRADER_TOKEN or a random one)")
 
     p = sub.add_parser("check-package", help=VERBS["check-package"][2])
     p.add_argument("path", help="the nnkit package directory to check")

@@ -463,12 +463,15 @@ def _error_message(cell) -> str:
 
 
 def grade_submission(template: Template, settings: Settings, student_id: str, workdir: str | None,
-                     ingest_info: dict, scratch: str, feedback_out: str) -> dict:
-    """Grade one ingested submission in a throwaway course; returns plain data (see `Result` keys).
+                     ingest_info: dict, scratch: str) -> dict:
+    """Grade one ingested submission in a throwaway course; returns plain, JSON-able data.
 
-    Runs in a worker process. Never raises for anything a submission does. Every step
-    draws on one wall budget (`template.wall_seconds`): the notebooks get what is left
-    after a reserve for the trusted checks and the feedback pages.
+    Runs in a worker process and writes nothing outside `scratch`: the feedback pages
+    (`pages`: name -> sanitised HTML) and the executed notebooks (`executed`: stem ->
+    JSON text) travel in the result, for the coordinator to commit. Never raises for
+    anything a submission does. Every step draws on one wall budget
+    (`template.wall_seconds`): the notebooks get what is left after a reserve for the
+    trusted checks and the feedback pages.
     """
     from . import nbgrader_course as nc
     from .repair import repair_file
@@ -588,7 +591,6 @@ def grade_submission(template: Template, settings: Settings, student_id: str, wo
     # itself could not write here (its files stay in its sandbox).
     executed = {nb[: -len(".ipynb")]: raw for nb in template.notebooks
                 if (raw := _read_executed(autograded / nb)) is not None}
-    keep_executed(executed, Path(feedback_out).parent / "autograded" / student_id / a)
     parsed = {}
     import nbformat
 
@@ -664,8 +666,7 @@ def grade_submission(template: Template, settings: Settings, student_id: str, wo
         flags.add("refused_files")
 
     t0 = time.perf_counter()
-    feedback = write_feedback(template, settings, executed, cells, Path(feedback_out) / student_id, stop_at,
-                              flags, reasons)
+    pages = render_feedback(template, settings, executed, cells, stop_at, flags, reasons)
     timings["feedback"] = time.perf_counter() - t0
     shutil.rmtree(course, ignore_errors=True)
     import resource
@@ -673,7 +674,8 @@ def grade_submission(template: Template, settings: Settings, student_id: str, wo
     return {"student_id": student_id, "status": status, "flags": sorted(flags), "reasons": reasons,
             "timings": {k: round(v, 3) for k, v in timings.items()},
             "cells": cells, "repairs": repairs, "ignored_files": ingest_info["ignored"], "trusted": trusted,
-            "feedback": feedback, "seconds": round(time.perf_counter() - started, 3),
+            "feedback": sorted(pages), "seconds": round(time.perf_counter() - started, 3),
+            "pages": pages, "executed": {stem: raw.decode("utf-8", "replace") for stem, raw in executed.items()},
             # ru_maxrss is KiB on Linux: the worker's peak over its whole life, this submission included.
             "worker_peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
 
@@ -696,30 +698,15 @@ def _read_executed(path: Path) -> bytes | None:
         os.close(fd)
 
 
-def keep_executed(executed: dict[str, bytes], dest: Path) -> None:
-    """The executed notebooks, for the instructor (formgrader reads `autograded/<student>/<assignment>/`).
-
-    Each is written fresh by the grader (temp + rename) from bytes already read with a budget;
-    an earlier copy is replaced, never followed.
-    """
-    dest.mkdir(parents=True, exist_ok=True)
-    for stem, raw in executed.items():
-        tmp = dest / f".{stem}.ipynb.tmp"
-        with open(tmp, "wb") as f:
-            f.write(raw)
-        os.replace(tmp, dest / f"{stem}.ipynb")
-
-
-def write_feedback(template: Template, settings: Settings, executed: dict[str, bytes], cells: list[dict],
-                   dest: Path, stop_at: float, flags: set, reasons: list) -> list[str]:
-    """Render one page per executed notebook in the sandbox, sanitise it here, write it to `dest`.
+def render_feedback(template: Template, settings: Settings, executed: dict[str, bytes], cells: list[dict],
+                    stop_at: float, flags: set, reasons: list) -> dict[str, str]:
+    """One page per executed notebook (name -> HTML), rendered in the sandbox, sanitised here.
 
     A notebook whose kernel ran hidden tests is shown without any output (a cell can print
     `In`). Past the wall budget, or when rendering fails, the page is a notice and the
     submission is flagged `feedback_error`; the grades stand either way.
     """
     from . import feedback as fb
-    from .outputs import write_feedback_pages
 
     pages = {}
     todo = [nb for nb in template.notebooks if nb[: -len(".ipynb")] in executed]
@@ -744,14 +731,7 @@ def write_feedback(template: Template, settings: Settings, executed: dict[str, b
                 page = fb.notice_page(stem, f"Feedback for this notebook could not be rendered ({page}). "
                                             "Your grade is not affected; ask your instructor.")
             pages[stem + ".html"] = page
-    if not pages:
-        return []
-    try:
-        return write_feedback_pages(dest, pages)
-    except OSError as exc:
-        flags.add("feedback_error")
-        reasons.append(f"feedback could not be written: {exc}")
-        return []
+    return pages
 
 
 def _trusted_verdicts(template: Template, settings: Settings, student_id: str, trusted_dir: Path,
@@ -810,10 +790,24 @@ def apply_trusted(cells: list[dict], covered: frozenset[str], trusted: dict, fla
 # ------------------------------------------------------------------------------------ worker pool
 
 
-def _worker_main(conn, template: Template, settings: Settings, scratch: str, feedback_out: str) -> None:
+def die_with_parent() -> None:
+    """Have the kernel SIGKILL this process when its parent dies (kill -9 of the coordinator included)."""
+    import ctypes
+
+    PR_SET_PDEATHSIG = 1
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # not Linux: the coordinator's own clean-up still applies
+        pass
+
+
+def _worker_main(conn, template: Template, settings: Settings, scratch: str) -> None:
     """A warm worker: nbgrader imported once, then one submission per message until None."""
     import warnings
 
+    die_with_parent()  # no worker (and so no sandbox: --die-with-parent) outlives the coordinator
+    if os.getppid() == 1:
+        return  # the coordinator died before the line above took effect
     os.setsid()  # its own process group, so the coordinator can kill it with every child
     os.environ.pop("PYTHONPATH", None)
     # nbgrader 0.9.6 + SQLAlchemy 2: "Object ... not in session" on every submission; harmless.
@@ -827,21 +821,29 @@ def _worker_main(conn, template: Template, settings: Settings, scratch: str, fee
             return
         if job is None:
             return
-        try:
-            result = grade_submission(template, settings, job["student_id"], job["workdir"], job["ingest"],
-                                      scratch, feedback_out)
-        except Exception:
-            result = {"student_id": job["student_id"], "crash": traceback.format_exc()[-2000:]}
-        conn.send(result)
+        conn.send(grade_job(template, settings, job, scratch))
+
+
+def grade_job(template: Template, settings: Settings, job: dict, scratch: str) -> dict:
+    """One job (`student_id`, `workdir`, `ingest`) graded; a grader failure is a result with "crash"."""
+    try:
+        return grade_submission(template, settings, job["student_id"], job["workdir"], job["ingest"], scratch)
+    except Exception:
+        return {"student_id": job["student_id"], "crash": traceback.format_exc()[-2000:]}
 
 
 class WorkerPool:
-    """`n` spawn worker processes; a job that overruns its deadline kills and replaces its worker."""
+    """`n` spawn worker processes; a job that overruns its deadline kills and replaces its worker.
+
+    `run` pulls jobs from an iterator only when a worker is free, so a class is ingested
+    one submission at a time; `requeue` puts a job back in front (a retry).
+    """
 
     def __init__(self, n: int, args: tuple):
         self.ctx = multiprocessing.get_context("spawn")
         self.args = args
         self.workers = [self._spawn() for _ in range(max(1, n))]
+        self._again: list[dict] = []
 
     def _spawn(self) -> dict:
         parent, child = self.ctx.Pipe()
@@ -859,18 +861,40 @@ class WorkerPool:
         w["proc"].join(10)
         w["conn"].close()
 
-    def run(self, jobs: list[dict], deadline: float):
+    def requeue(self, job: dict) -> None:
+        self._again.append(job)
+
+    def run(self, jobs, deadline: float):
         """Yield `(job, result)` as workers finish; a result holds "crash" when the worker failed."""
         from multiprocessing.connection import wait
 
-        pending = list(jobs)
-        while pending or any(w["job"] for w in self.workers):
+        source = iter(jobs)
+        exhausted = False
+
+        def next_job():
+            nonlocal exhausted
+            if self._again:
+                return self._again.pop(0)
+            if not exhausted:
+                job = next(source, None)
+                if job is not None:
+                    return job
+                exhausted = True
+            return None
+
+        while True:
             for w in self.workers:
-                if w["job"] is None and pending:
-                    w["job"] = pending.pop(0)
-                    w["deadline"] = time.monotonic() + deadline
-                    w["conn"].send(w["job"])
+                if w["job"] is None:
+                    job = next_job()
+                    if job is not None:
+                        w["job"] = job
+                        w["deadline"] = time.monotonic() + deadline
+                        w["conn"].send(job)
             busy = [w for w in self.workers if w["job"] is not None]
+            if not busy:
+                if exhausted and not self._again:
+                    return
+                continue
             ready = wait([w["conn"] for w in busy], timeout=1.0)
             for i, w in enumerate(self.workers):
                 if w["job"] is None:
@@ -880,7 +904,7 @@ class WorkerPool:
                     try:
                         result = w["conn"].recv()
                     except (EOFError, OSError):
-                        result = {"student_id": w["job"]["student_id"],
+                        result = {"student_id": w["job"]["student_id"], "died": True,
                                   "crash": f"the grading worker died (exit code {w['proc'].exitcode})"}
                         self._kill(w)
                         self.workers[i] = w = {**self._spawn(), "job": w["job"]}
@@ -904,6 +928,11 @@ class WorkerPool:
             w["proc"].join(10)
             if w["proc"].is_alive():
                 self._kill(w)
+
+    def kill(self) -> None:
+        """Stop every worker now (Ctrl-C, a fatal disk error): their submissions are not committed."""
+        for w in self.workers:
+            self._kill(w)
 
 
 # ------------------------------------------------------------------------------------ gradebook (coordinator only)
@@ -967,7 +996,36 @@ def write_gradebook(db_url: str, assignment: str, result: dict) -> tuple[float, 
         return float(submission.score), float(submission.max_score)
 
 
+def final_scores(db_url: str, assignment: str) -> dict[str, tuple[float, float, dict]]:
+    """Per student of `assignment` in the gradebook: (score, max_score, {(notebook, grade_id): scores})
+    with the scores that count now (a manual grade beats the auto score, nbgrader's rule)."""
+    import warnings
+
+    from nbgrader.api import Gradebook, MissingEntry
+
+    out = {}
+    with warnings.catch_warnings(), Gradebook(db_url, COURSE_ID) as gb:
+        warnings.simplefilter("ignore")
+        try:
+            subs = gb.find_assignment(assignment).submissions
+        except MissingEntry:
+            return out
+        for sub in subs:
+            by_cell = {}
+            for nb in sub.notebooks:
+                for g in nb.grades:
+                    by_cell[(nb.name, g.name)] = {
+                        "final_score": None if g.manual_score is None and g.auto_score is None else float(g.score),
+                        "manual_score": None if g.manual_score is None else float(g.manual_score)}
+            out[sub.student.id] = (float(sub.score), float(sub.max_score), by_cell)
+    return out
+
+
 # ------------------------------------------------------------------------------------ entry points
+
+
+class GradeRunError(RuntimeError):
+    """The run cannot start or must stop (no space, locked, preflight failed); nothing committed is lost."""
 
 
 def _rejected(student_id: str, reasons: list[str]) -> dict:
@@ -975,80 +1033,271 @@ def _rejected(student_id: str, reasons: list[str]) -> dict:
             "cells": [], "repairs": [], "ignored_files": [], "trusted": None, "feedback": [], "seconds": 0.0}
 
 
+def _crashed(student_id: str, crash: dict, retried: bool) -> dict:
+    """A submission whose grading did not finish (the grader's fault): partial, with the reason."""
+    last = crash["crash"].strip().splitlines()[-1] if crash["crash"].strip() else "unknown"
+    why = f"grading did not finish{' (also on a retry)' if retried else ''}: {last}"
+    return {**_rejected(student_id, [why]), "status": PARTIAL,
+            "flags": ["grader_error"] + (["timeout"] if crash.get("timeout") else []), "crash": crash["crash"]}
+
+
+#: Disk space one graded submission needs in --out beyond its own size (pages, notebooks, records).
+SPACE_PER_SUBMISSION = 8 << 20
+SPACE_RESERVE = 64 << 20
+
+
+def _raw_size(path: Path) -> int:
+    """Bytes of a submission on disk (a zip's size, or its folder's regular files, links not followed)."""
+    if not path.is_dir():
+        try:
+            return os.lstat(path).st_size
+        except OSError:
+            return 0
+    total = 0
+    for dirpath, _, files in os.walk(path):
+        for f in files:
+            try:
+                total += os.lstat(os.path.join(dirpath, f)).st_size
+            except OSError:
+                pass
+    return total
+
+
+def check_output_space(out: Path, found: list[tuple[str, Path]], scratch: Path) -> None:
+    """Refuse before grading when --out is not writable or cannot hold the class (GradeRunError)."""
+    probe = out / f".nnkit-write-probe-{os.getpid()}"
+    try:
+        probe.write_bytes(b"x")
+        probe.unlink()
+    except OSError as exc:
+        raise GradeRunError(f"--out {out} is not writable ({exc.strerror or exc}); choose a folder you can write") from None
+    need = SPACE_RESERVE + sum(3 * _raw_size(p) + SPACE_PER_SUBMISSION for _, p in found)
+    free = shutil.disk_usage(out).free
+    if free < need:
+        raise GradeRunError(f"--out {out} has {free >> 20} MiB free, and grading {len(found)} submissions needs "
+                            f"about {need >> 20} MiB (pages, executed notebooks, records); free some space or "
+                            "choose another --out")
+    scratch_free = shutil.disk_usage(scratch).free
+    if scratch_free < SPACE_RESERVE + 2 * SPACE_PER_SUBMISSION:
+        raise GradeRunError(f"the temporary folder {scratch} has only {scratch_free >> 20} MiB free; "
+                            "set TMPDIR to a folder with at least 1 GiB")
+
+
+_TMP_PREFIX = "nnkit-grade-"
+
+
+def _remove_stale_tmp() -> None:
+    """Temporary folders of grading runs whose coordinator died (kill -9): named by its pid."""
+    base = Path(tempfile.gettempdir())
+    for d in base.glob(f"{_TMP_PREFIX}*"):
+        try:
+            owner = int(d.name[len(_TMP_PREFIX):].split("-")[0])
+        except ValueError:
+            continue
+        if owner != os.getpid() and not os.path.exists(f"/proc/{owner}"):
+            shutil.rmtree(d, ignore_errors=True)
+
+
+def _settings_digest(settings: Settings) -> str:
+    """What of the settings changes a grade (not the secret itself: only whether one is set)."""
+    fields = {k: v for k, v in asdict(settings).items() if k not in ("course_secret",)}
+    import hashlib
+
+    secret = hashlib.sha256((settings.course_secret or "").encode()).hexdigest()
+    return repr(sorted(fields.items())) + secret
+
+
+def _check_db_driver(db_url: str) -> None:
+    if db_url.startswith(("postgresql", "postgres")):
+        try:
+            import psycopg2  # noqa: F401
+        except ImportError:
+            raise GradeRunError("--db is a PostgreSQL URL but its driver is missing: pip install "
+                                "'.[instructor]' (it carries psycopg2-binary)") from None
+
+
 def grade(assignment: str | Path, submissions: str | Path, out: str | Path, *, workers: int = 1,
           db: str | None = None, settings: Settings = Settings(), root: Path = REPO_ROOT,
-          release_dir: str | Path | None = None, progress=None) -> list[dict]:
-    """Grade every submission in `submissions`; write everything into `out`; return the results.
+          release_dir: str | Path | None = None, progress=None, force: bool = False,
+          scheduler: str | None = None, preflight: bool = True) -> list[dict]:
+    """Grade every submission in `submissions` into `out`; return the whole class's results.
+
+    Each finished submission is committed at once (`autograder.commit`): a crash loses
+    nothing that finished. A rerun skips the submissions whose committed grade has the
+    same key (submission, release, grader); `force` regrades them all. A submission whose
+    worker died is retried once. `scheduler` sends each submission to a Dask cluster
+    instead of local workers (`autograder.dask_cluster`). `progress(result)` is called per
+    submission as it is committed (`result["skipped"]` is True for one kept from before).
 
     Each result: `student_id, status, score, max_score, flags, reasons, cells, repairs, ...`
     (see `grade_submission`); `score` and `max_score` are read back from the gradebook,
     so they include manual grades.
+
+    Raises
+    ------
+    GradeRunError : the run could not start or had to stop (what finished stays committed).
+    RunLocked : another run holds `out` or the gradebook.
     """
-    from . import outputs
+    from . import commit as C
+    from .runlock import RunLock
 
     a = locate(assignment, root, release_dir)
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     db_url = db or f"sqlite:///{out / 'gradebook.db'}"
+    _check_db_driver(db_url)
     found = discover(submissions)
-    tmp = Path(tempfile.mkdtemp(prefix="nnkit-grade-"))
-    results: dict[str, dict] = {}
-    pool = None
-    try:
-        template = cached_template(a, settings)
-        register_assignment(a, db_url, tmp / "register")
-        feedback_out = out / "feedback"
-        jobs = []
-        seen = set()
-        for sid, path in found:
-            if sid in seen:
-                results[sid] = _rejected(sid, [f"submitted twice ({sid}.zip and {sid}/); keep one"])
-                jobs = [j for j in jobs if j["student_id"] != sid]
+    with RunLock(out, db_url):
+        _remove_stale_tmp()
+        tmp = Path(tempfile.mkdtemp(prefix=f"{_TMP_PREFIX}{os.getpid()}-"))
+        pool = None
+        try:
+            check_output_space(out, found, tmp)
+            C.recover(out, db_url)
+            template = cached_template(a, settings)
+            register_assignment(a, db_url, tmp / "register")
+            release_key = _inputs_digest(a)
+            grader_key = C.grader_digest(_settings_digest(settings))
+            jobs = _jobs(a, found, out, tmp, settings, release_key, grader_key, force, progress, db_url)
+            if scheduler:
+                from .dask_cluster import run_on_cluster
+
+                results = run_on_cluster(scheduler, a, template, settings, jobs, release_key)
+            else:
+                jobs = _after_preflight(jobs, template, settings, preflight)
+                pool = _LazyPool(workers, (template, settings, str(tmp / "courses")))
+                results = pool.run(jobs, template.wall_seconds + DEADLINE_SLACK_SECONDS)
+            for job, result in results:
+                _commit_result(out, db_url, a.name, job, result, progress)
+            return C.export(out, db_url, a.name)
+        except C.CommitError as exc:
+            raise GradeRunError(f"stopped: {exc}. Every submission committed before stays; free the space "
+                                "and run again: finished students are skipped") from None
+        except BaseException:
+            if pool is not None:
+                pool.kill()
+                pool = None
+            raise
+        finally:
+            if pool is not None:
+                pool.close()
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+class _LazyPool:
+    """The local WorkerPool, started on the first job only (a fully skipped rerun starts nothing);
+    a worker's death is retried once (`run` yields the job back to itself through `requeue`)."""
+
+    def __init__(self, workers: int, args: tuple):
+        self.n, self.args, self.pool = workers, args, None
+
+    def run(self, jobs, deadline: float):
+        jobs = iter(jobs)
+        first = next(jobs, None)
+        if first is None:
+            return
+        self.pool = WorkerPool(self.n, self.args)
+
+        def chained():
+            yield first
+            yield from jobs
+
+        for job, result in self.pool.run(chained(), deadline):
+            if result.get("died") and not job.get("retried"):
+                self.pool.requeue({**job, "retried": True})
                 continue
-            seen.add(sid)
-            got = ingest(sid, path, a.manifest.submission_files, tmp / "ingested" / sid, settings.ingest_limits)
-            if not got.accepted:
-                results[sid] = _rejected(sid, got.refused)
-                continue
-            if feedback_out.joinpath(sid).exists():
-                shutil.rmtree(feedback_out / sid)
-            jobs.append({"student_id": sid, "workdir": str(got.workdir),
-                         "ingest": {"files": got.files, "refused_files": got.refused_files, "ignored": got.ignored}})
-        if jobs:
-            pool = WorkerPool(min(workers, len(jobs)), (template, settings, str(tmp / "courses"), str(feedback_out)))
-            for job, result in pool.run(jobs, template.wall_seconds + DEADLINE_SLACK_SECONDS):
-                if "crash" in result:
-                    result = {**_rejected(job["student_id"], []), "status": PARTIAL,
-                              "flags": ["grader_error"] + (["timeout"] if result.get("timeout") else []),
-                              "reasons": [f"grading did not finish: {result['crash'].strip().splitlines()[-1]}"],
-                              "crash": result["crash"]}
-                results[job["student_id"]] = result
+            yield job, result
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.close()
+
+    def kill(self) -> None:
+        if self.pool is not None:
+            self.pool.kill()
+
+
+def _jobs(a: Assignment, found, out: Path, tmp: Path, settings: Settings, release_key: str, grader_key: str,
+          force: bool, progress, db_url: str):
+    """The submissions to grade, ingested one at a time as workers ask for them.
+
+    Rejected ones (and duplicates) are committed here at once; unchanged ones since a
+    committed grade are skipped (reported through `progress` with `skipped`).
+    """
+    from collections import Counter
+
+    from . import commit as C
+
+    counts, done = Counter(sid for sid, _ in found), set()
+    for sid, path in found:
+        if counts[sid] > 1:
+            if sid not in done:  # once per student
+                done.add(sid)
+                applied = C.commit(out, db_url, a.name, _rejected(
+                    sid, [f"submitted twice ({sid}.zip and {sid}/); keep one"]), None, {}, {})
                 if progress:
-                    progress(result)
-        ordered = [results[sid] for sid in sorted(results)]
-        for r in ordered:
-            r["score"], r["max_score"] = write_gradebook(db_url, a.name, r)
-            if r["status"] == REJECTED:
-                r["score"] = None  # nothing was graded: no number, so it cannot pass for a real 0
-        outputs.write_all(out, a.name, ordered)
-        return ordered
-    finally:
-        if pool is not None:
-            pool.close()
-        shutil.rmtree(tmp, ignore_errors=True)
+                    progress(applied)
+            continue
+        workdir = tmp / "ingested" / sid
+        got = ingest(sid, path, a.manifest.submission_files, workdir, settings.ingest_limits)
+        if not got.accepted:
+            applied = C.commit(out, db_url, a.name, _rejected(sid, got.refused), None, {}, {})
+            if progress:
+                progress(applied)
+            continue
+        key = C.GradingKey(C.files_digest(workdir=got.workdir, names=got.files), release_key, grader_key)
+        if not force and C.committed_key(out, sid) == key.as_dict():
+            shutil.rmtree(workdir, ignore_errors=True)
+            if progress:
+                progress({**(C.load_record(out, sid) or {}).get("result", {"student_id": sid}), "skipped": True})
+            continue
+        yield {"student_id": sid, "workdir": str(got.workdir), "key": key.as_dict(),
+               "ingest": {"files": got.files, "refused_files": got.refused_files, "ignored": got.ignored}}
+
+
+def _commit_result(out: Path, db_url: str, assignment: str, job: dict, result: dict, progress) -> None:
+    from . import commit as C
+
+    sid = job["student_id"]
+    if "crash" in result:
+        result = _crashed(sid, result, bool(job.get("retried")))
+    pages = result.pop("pages", None) or {}
+    executed = result.pop("executed", None) or {}
+    key = C.GradingKey(**job["key"]) if job.get("key") else None
+    applied = C.commit(out, db_url, assignment, result, key, pages, executed)
+    shutil.rmtree(job["workdir"], ignore_errors=True)
+    if progress:
+        progress(applied)
+
+
+def _after_preflight(jobs, template: Template, settings: Settings, enabled: bool):
+    """The jobs, once a sandboxed kernel and a trusted runner have started on the reference."""
+    jobs = iter(jobs)
+    first = next(jobs, None)
+    if first is None:
+        return
+    if enabled:
+        from .preflight import preflight
+
+        preflight(template, settings)
+    yield first
+    yield from jobs
 
 
 def grade_command(assignment: str, submissions: str, out: str, workers: int = 1, db: str | None = None,
-                  unsafe_no_sandbox: bool = False) -> int:
-    """`python -m autograder grade <assignment> --submissions DIR --out DIR [--workers N] [--db URL]`."""
+                  unsafe_no_sandbox: bool = False, force: bool = False, scheduler: str | None = None,
+                  release: str | None = None) -> int:
+    """`python -m autograder grade <assignment> --submissions DIR --out DIR [--workers N] [--db URL]
+    [--force] [--scheduler ADDRESS] [--release DIR]`."""
     from . import sandbox
     from .outputs import format_table
+    from .runlock import RunLocked
 
     if workers < 1:
         print("grade: --workers must be at least 1", file=sys.stderr)
         return 2
     use_sandbox = True
-    if not sandbox.available():
+    if scheduler is None and not sandbox.available():
         if not unsafe_no_sandbox:
             print("grade: refusing to grade without a sandbox: " + sandbox.unavailable_reason() + ".\n"
                   "Student code would run as you, able to read the hidden tests and rewrite the gradebook.\n"
@@ -1061,12 +1310,83 @@ def grade_command(assignment: str, submissions: str, out: str, workers: int = 1,
         print("grade: WARNING: grading WITHOUT a sandbox (--unsafe-no-sandbox)", file=sys.stderr)
     settings = replace(Settings(), sandbox=use_sandbox, dataset=os.environ.get("NNKIT_DATASET", "embedded"),
                        course_secret=os.environ.get("NNKIT_COURSE_SECRET"))
+    started = time.monotonic()
+    tally = {"graded": 0, "partial": 0, "rejected": 0, "skipped": 0}
+    bar = _progress_bar(submissions)
+
+    def progress(r: dict) -> None:
+        from .outputs import escape_controls, output_id
+
+        kind = "skipped" if r.get("skipped") else r.get("status", "partial")
+        tally[kind] = tally.get(kind, 0) + 1
+        if bar is not None:
+            bar.update(1)
+        line = f"  {output_id(r['student_id'])}: {kind}" + (
+            "" if r.get("skipped") or r.get("score") is None else f" {r['score']:g}/{r['max_score']:g}")
+        if r.get("flags") and not r.get("skipped"):
+            line += "  [" + escape_controls(",".join(r["flags"])) + "]"
+        (bar.write if bar is not None else print)(line, file=sys.stderr)
+
     try:
         results = grade(assignment, submissions, out, workers=workers, db=db, settings=settings,
-                        progress=lambda r: print(f"  {r['student_id']}: {r['status']}", file=sys.stderr, flush=True))
-    except (FileNotFoundError, ValueError) as exc:
+                        progress=progress, force=force, scheduler=scheduler, release_dir=release)
+    except (FileNotFoundError, ValueError, GradeRunError, RunLocked) as exc:
+        if bar is not None:
+            bar.close()
         print(f"grade: {exc}", file=sys.stderr)
-        return 2
+        return 3 if isinstance(exc, GradeRunError) and str(exc).startswith("stopped") else 2
+    except KeyboardInterrupt:
+        if bar is not None:
+            bar.close()
+        print("grade: interrupted; every submission finished so far is committed. Run the same command "
+              "again to go on.", file=sys.stderr)
+        return 130
+    if bar is not None:
+        bar.close()
+    graded = tally["graded"] + tally["partial"]
+    per = (time.monotonic() - started) / graded if graded else 0.0
     print(format_table(results))
-    print(f"\nwrote {Path(out) / 'grades.csv'}, grades_by_check.csv, feedback/, results/")
+    print(f"\n{tally['graded']} graded, {tally['partial']} partial, {tally['rejected']} rejected, "
+          f"{tally['skipped']} skipped (unchanged since their committed grade; --force regrades them)"
+          + (f"; {per:.1f} s per graded submission" if graded else ""))
+    print(f"wrote {Path(out) / 'grades.csv'} (the whole class), grades_by_check.csv, feedback/, results/, autograded/")
+    return 0
+
+
+def _progress_bar(submissions: str):
+    """A class-level progress bar with ETA on stderr (tqdm), or None when the folder is unreadable."""
+    try:
+        total = len(discover(submissions))
+    except (FileNotFoundError, OSError):
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="submission", desc="grading", file=sys.stderr, dynamic_ncols=True)
+
+
+def export_command(assignment: str, out: str, db: str | None = None) -> int:
+    """`python -m autograder export <assignment> --out DIR [--db URL]`: the whole class from the gradebook."""
+    from . import commit as C
+    from .runlock import RunLock, RunLocked
+
+    folder = Path(out).resolve()
+    if not C.all_records(folder):
+        print(f"export: {folder} holds no graded submission of {assignment}; run `grade` first", file=sys.stderr)
+        return 2
+    db_url = db or f"sqlite:///{folder / 'gradebook.db'}"
+    try:
+        with RunLock(folder, db_url):
+            results = C.export(folder, db_url, assignment)
+            try:
+                from . import report
+
+                report.write_class_report(folder / "class_report.html", results)
+                report.write_canvas_csv(folder / "canvas.csv", results, assignment)
+                extra = ", canvas.csv, class_report.html"
+            except ImportError:
+                extra = ""
+    except (RunLocked, GradeRunError, C.CommitError) as exc:
+        print(f"export: {exc}", file=sys.stderr)
+        return 2
+    print(f"export: {len(results)} students -> {folder / 'grades.csv'}, grades_by_check.csv, results/{extra}")
     return 0

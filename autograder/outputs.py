@@ -21,6 +21,7 @@ valid (`ingest.STUDENT_ID`) never names a file or fills a cell: its surrogate
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import re
@@ -77,24 +78,26 @@ def _writerow(w, values) -> None:
 
 
 def write_grades_csv(path: Path, results: list[dict]) -> None:
-    """`grades.csv`: one row per result, every cell neutralised."""
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        _writerow(w, ["student_id", "status", "score", "max_score", "flags"])
-        for r in results:
-            _writerow(w, [output_id(r["student_id"]), r["status"], _fmt(r.get("score")), _fmt(r.get("max_score")),
-                          ";".join(r.get("flags", []))])
+    """`grades.csv`: one row per result, every cell neutralised (written whole or not at all)."""
+    f = io.StringIO(newline="")
+    w = csv.writer(f)
+    _writerow(w, ["student_id", "status", "score", "max_score", "flags"])
+    for r in results:
+        _writerow(w, [output_id(r["student_id"]), r["status"], _fmt(r.get("score")), _fmt(r.get("max_score")),
+                      ";".join(r.get("flags", []))])
+    write_atomic(Path(path).parent, Path(path).name, f.getvalue())
 
 
 def write_by_check_csv(path: Path, results: list[dict]) -> None:
     """`grades_by_check.csv`: one row per result, one column per grade_id, every cell neutralised."""
     ids = grade_ids(results)
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        _writerow(w, ["student_id", "status", *ids])
-        for r in results:
-            by = {c["grade_id"]: c.get("final_score", c.get("score")) for c in r.get("cells", [])}
-            _writerow(w, [output_id(r["student_id"]), r["status"], *(_fmt(by.get(g)) for g in ids)])
+    f = io.StringIO(newline="")
+    w = csv.writer(f)
+    _writerow(w, ["student_id", "status", *ids])
+    for r in results:
+        by = {c["grade_id"]: c.get("final_score", c.get("score")) for c in r.get("cells", [])}
+        _writerow(w, [output_id(r["student_id"]), r["status"], *(_fmt(by.get(g)) for g in ids)])
+    write_atomic(Path(path).parent, Path(path).name, f.getvalue())
 
 
 def gradescope_results(r: dict) -> dict:
@@ -133,11 +136,15 @@ def write_all(out: Path, assignment: str, results: list[dict]) -> None:
     out = Path(out)
     write_grades_csv(out / "grades.csv", results)
     write_by_check_csv(out / "grades_by_check.csv", results)
-    (out / "results").mkdir(exist_ok=True)
     for r in results:
-        name = output_id(r["student_id"])
-        assert STUDENT_ID.match(name)  # output_id guarantees it; a path is never built from anything else
-        _write_atomic(out / "results", f"{name}.json", json.dumps(gradescope_results(r), indent=1) + "\n")
+        write_result_json(out, r)
+
+
+def write_result_json(out: Path, r: dict) -> None:
+    """`results/<id>.json` of one result (Gradescope's format), written whole or not at all."""
+    name = output_id(r["student_id"])
+    assert STUDENT_ID.match(name)  # output_id guarantees it; a path is never built from anything else
+    write_atomic(Path(out) / "results", f"{name}.json", json.dumps(gradescope_results(r), indent=1) + "\n")
 
 
 def format_table(results: list[dict]) -> str:
@@ -175,8 +182,11 @@ def _open_dir_nofollow(path: Path) -> int:
     return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
 
 
-def _write_atomic(folder: Path, name: str, text: str, dir_fd: int | None = None) -> None:
-    """Write `folder/name` via a fresh temp file and a rename: a link already at `name` is replaced, never followed."""
+def write_atomic(folder: Path, name: str, text: str, dir_fd: int | None = None) -> None:
+    """Write `folder/name` as a whole or not at all: a fresh temp file, fsync, a rename.
+
+    A link already at `name` is replaced, never followed; a crash leaves the old file.
+    """
     own = dir_fd is None
     fd_dir = _open_dir_nofollow(folder) if own else dir_fd
     tmp = f".{name}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
@@ -185,6 +195,8 @@ def _write_atomic(folder: Path, name: str, text: str, dir_fd: int | None = None)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as f:
                 f.write(text)
+                f.flush()
+                os.fsync(f.fileno())
             os.replace(tmp, name, src_dir_fd=fd_dir, dst_dir_fd=fd_dir)
         except BaseException:
             try:
@@ -223,7 +235,7 @@ def write_feedback_pages(dest_dir: Path, pages: dict[str, str]) -> list[str]:
     fd = _open_dir_nofollow(dest_dir)
     try:
         for name, page in named.items():
-            _write_atomic(dest_dir, name, page, dir_fd=fd)
+            write_atomic(dest_dir, name, page, dir_fd=fd)
     finally:
         os.close(fd)
     return list(named)
