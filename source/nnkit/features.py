@@ -43,7 +43,8 @@ def rgb2gray(rgb):
     -------
     gray : (...) float64, ``0.299 R + 0.587 G + 0.114 B``
     """
-    # np.dot, not @: the batched path relies on np.dot giving the same bits per image.
+    # np.dot, as the CS231n code: its bits per pixel (BLAS-dependent) are what the batched
+    # path reproduces (see _gray_method); @ rounds differently.
     return np.dot(rgb[..., :3], GRAY_WEIGHTS)
 
 
