@@ -8,8 +8,9 @@ In a temporary copy of the release (built from the current source, tests/colab/s
    on disk; run the check again and read "affine_forward: OK" (%autoreload).
 2. 02_two_layer_net (its solution cells filled in, DATASET = "embedded"): the explorer's Train
    button on the stubbed TwoLayerNet shows the error in the widget; with the reference modules
-   on disk, the training cell shows its progress bar, and the explorer responds to a slider
-   (epochs 5 -> 2, Train, "epoch 2/2" and a plot).
+   on disk, the training cell shows its progress bar (still readable once the notebook is saved
+   and opened again), and the explorer responds to a slider (epochs 5 -> 2, Train, "epoch 2/2"
+   and a plot).
 
 Screenshots of each step go to build/browser-screenshots/<test>/ when a step fails (every
 step with NNKIT_BROWSER_SCREENSHOTS=always). Skipped, saying what to install, when chromium,
@@ -269,6 +270,15 @@ def test_student_path_in_jupyterlab(lab):
         assert "Training: 100%" in trained and "validation accuracy" in trained, trained
         assert "Error displaying widget" not in trained, trained
         lab.shot("trained", show="train_two_layer")
+
+        # Saved, and opened again in a new page: the training cell still reads well (the widget bar
+        # was replaced by its text line; a saved widget would say "model not found").
+        lab.js("await window.jupyterapp.commands.execute('docmanager:save'); return true;")
+        lab.driver.refresh()
+        lab.open("02_two_layer_net.ipynb")
+        reopened = lab.output_text("train_two_layer")
+        assert "Training: 100%" in reopened and "Error displaying widget" not in reopened, reopened
+        lab.shot("reopened", show="train_two_layer")
 
         # The explorer responds to a slider: epochs 5 -> 2, Train.
         lab.run_cell("explorer")  # a fresh explorer (the classes were reloaded)

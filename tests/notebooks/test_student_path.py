@@ -90,13 +90,15 @@ for chosen in json.loads(sys.argv[2]):
         ns["DATASET"] = chosen
     exec(compile(open(sys.argv[3]).read(), "setup", "exec"), ns)
     print("RESULT", json.dumps([ns["DATASET"], os.environ.get("NNKIT_DATASET")]))
+    print("BLAS", os.environ.get("OPENBLAS_NUM_THREADS"), os.environ.get("OMP_NUM_THREADS"))
 """
 
 
 def resolve(folder: Path, choices: list, env: dict, tmp_path: Path) -> tuple[list, str]:
     setup = tmp_path / "setup_cell.py"
     setup.write_text(SETUP, encoding="utf-8")
-    full = {k: v for k, v in os.environ.items() if k not in ("NNKIT_DATASET", "NBGRADER_EXECUTION", "NNKIT_DATA_DIR")}
+    full = {k: v for k, v in os.environ.items()
+            if k not in ("NNKIT_DATASET", "NBGRADER_EXECUTION", "NNKIT_DATA_DIR", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")}
     full.update(env)
     proc = subprocess.run([sys.executable, "-c", RESOLVE, str(folder), json.dumps(choices), str(setup)],
                           capture_output=True, text=True, env=full, timeout=120)
@@ -113,6 +115,7 @@ def folder(tmp_path_factory):
 def test_the_first_cell_chooses_the_dataset_and_a_rerun_follows_a_new_choice(folder, tmp_path):
     results, out = resolve(folder, ["embedded", "cifar10", "embedded"], {}, tmp_path)
     assert [r[0] for r in results] == ["embedded", "cifar10", "embedded"]
+    assert "BLAS 1 1" in out  # one BLAS thread unless the student says otherwise: no collapse under load
     assert "dataset 'embedded' (chosen in the cell above)" in out
     # CIFAR-10 is not in this folder: the setup says how to get it, or how to work offline.
     assert "CIFAR-10 is not downloaded yet" in out and "!python datasets/fetch.py cifar10" in out
