@@ -65,12 +65,18 @@ def files_digest(files: dict[str, bytes] | None = None, workdir: Path | None = N
     return h.hexdigest()
 
 
+#: The grader's modules a grade depends on (the release and instructor tools are not among them).
+GRADING_MODULES = ("grade.py", "repair.py", "ingest.py", "nbgrader_course.py", "sandbox.py",
+                   "sandbox_kernel.py", "feedback.py", "manifest.py", "trusted")
+
+
 def grader_digest(extra: str = "") -> str:
-    """sha256 of the grader's code (every .py of autograder/) plus `extra` (the settings)."""
+    """sha256 of the grading code (GRADING_MODULES) plus `extra` (the settings that change grades)."""
     root = Path(__file__).resolve().parent
     h = hashlib.sha256(extra.encode())
-    for p in sorted(root.rglob("*.py")):
-        if "__pycache__" not in p.parts:
+    for name in GRADING_MODULES:
+        path = root / name
+        for p in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
             h.update(p.relative_to(root).as_posix().encode())
             h.update(p.read_bytes())
     return h.hexdigest()
