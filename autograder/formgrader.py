@@ -171,6 +171,7 @@ def server_config(out: Path, *, port: int, token: str, db_url: str, private: Pat
     c.ServerApp.port = int(port)
     c.ServerApp.port_retries = 0
     c.ServerApp.open_browser = False
+    c.ServerApp.answer_yes = True  # one Ctrl-C stops it (no "shut down? y/n" prompt)
     c.ServerApp.allow_remote_access = False
     c.ServerApp.root_dir = str(out)
     c.ServerApp.allow_root = True

@@ -1,15 +1,18 @@
 """A TA grades a written answer in nbgrader's formgrader, in a real browser.
 
 The toy assignment (tests/grading/fixtures/toy_repo) is graded into a temporary OUT with
-`autograder.grade.grade`; `python -m autograder formgrader` serves OUT on a free loopback
-port in a subprocess; headless Chromium (Debian's, through Debian's chromedriver, see
-conftest.py) opens the printed URL, goes Manual Grading > toy > 01_toy, reveals ann's name,
-opens her submission, reads her written answer and an autograded cell, types a manual
-score and a comment; the gradebook (nbgrader.api.Gradebook) must then hold both, and the
-page must show the score after a reload. ann's answer carries a script and an event
-handler: neither may run in the TA's page. Then, on the same server, the routes that would
-run code on the host (kernels, autograde, writing files, another course's config) must be
-refused. Screenshots on failure go to build/browser-screenshots/<test>/.
+`autograder.grade.grade` (once per module); `python -m autograder formgrader` serves OUT on a
+free loopback port in a subprocess.
+
+- Over HTTP (no browser needed): ann's submission page carries her answer without the script
+  and event handler she put in it, and the routes that would run code on the host (kernels,
+  autograde, feedback, release, writing or deleting files, another course's config) are refused.
+- In headless Chromium (Debian's, through Debian's chromedriver, see conftest.py): open the
+  printed URL, go Manual Grading > toy > 01_toy, reveal ann's name, open her submission, read
+  her written answer and an autograded cell, type a manual score and a comment; the gradebook
+  (nbgrader.api.Gradebook) must then hold both, and the page must show the score after a
+  reload. Her answer's script must not have run. Screenshots on failure go to
+  build/browser-screenshots/<test>/.
 """
 from __future__ import annotations
 
@@ -102,102 +105,131 @@ class Server:
         self.log.close()
 
 
-def test_a_ta_sets_a_manual_score_and_a_comment_in_the_formgrader(tmp_path, chromium):
-    from nbgrader.api import Gradebook
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions as EC
-    from selenium.webdriver.support.ui import WebDriverWait
-
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """The toy class graded into OUT (ann's answer hostile, ben's package the stub) and the
+    formgrader verb serving OUT: (server, out, results by student)."""
+    tmp = tmp_path_factory.mktemp("formgrader")
     t0 = time.time()
-    release = toy_release(tmp_path / "course")
-    subs, out = tmp_path / "subs", tmp_path / "out"
+    release = toy_release(tmp / "course")
+    subs, out = tmp / "subs", tmp / "out"
     make_submission(release, subs / "ann", answer=HOSTILE)
     make_submission(release, subs / "ben", ops=STUB_OPS, double=None)
     results = {r["student_id"]: r for r in G.grade(TOY_MANIFEST, subs, out, settings=SETTINGS)}
     step(f"graded in {time.time() - t0:.1f} s (sandbox={SETTINGS.sandbox}): "
          + ", ".join(f"{s} {r['score']:g}/{r['max_score']:g} {r['status']}" for s, r in results.items()))
     assert (out / "autograded" / "ann" / "toy" / "01_toy.ipynb").is_file()
+    server = Server(out, tmp / "formgrader.log")
+    step(f"server printed: {server.url}")
+    try:
+        yield server, out, results
+    finally:
+        server.stop()
+        log = (tmp / "formgrader.log").read_text()
+        assert "Traceback" not in log, log
+
+
+def test_without_a_gradebook_the_verb_says_what_to_run(tmp_path, capsys):
+    from autograder.formgrader import formgrader_command
+
+    assert formgrader_command(str(TOY_MANIFEST), str(tmp_path)) == 2
+    err = capsys.readouterr().err
+    assert "no gradebook" in err and "python -m autograder grade toy" in err
+
+
+def test_the_formgrader_renders_no_student_markup_and_refuses_what_would_run_code(served):
+    server, out, _ = served
+    assert server.url.startswith(f"http://127.0.0.1:{server.port}/formgrader/?token={server.token}")
+    code, listing = server.request("GET", "/formgrader/api/submitted_notebooks/toy/01_toy")
+    ids = {row["student"]: row["id"] for row in json.loads(listing)}
+    assert code == 200 and set(ids) == {"ann", "ben"}
+    code, page = server.request("GET", f"/formgrader/submissions/{ids['ann']}/")
+    answer = page[page.index(ANSWER) - 200: page.index(ANSWER) + 400]
+    assert code == 200 and "__nnkit_pwned" not in page and "onerror" not in answer, answer
+    step(f"ann's submission page: {len(page)} bytes, her answer without its script and handler")
+    refused = {
+        "start a kernel": server.request("POST", "/api/kernels", {"name": "python3"}),
+        "autograde": server.request("POST", "/formgrader/api/submission/toy/ann/autograde", {}),
+        "generate feedback": server.request("POST", "/formgrader/api/assignment/toy/generate_feedback", {}),
+        "release": server.request("POST", "/formgrader/api/assignment/toy/release", {}),
+        "write a file": server.request("PUT", "/api/contents/nbgrader_config.py",
+                                       {"type": "file", "format": "text", "content": "x"}),
+        "delete a file": server.request("DELETE", "/api/contents/grades.csv"),
+        "another course's config": server.request("GET", "/formgrader/?path=/tmp"),
+    }
+    step("refused: " + ", ".join(f"{k} {code}" for k, (code, _) in refused.items()))
+    assert all(code == 403 for code, _ in refused.values()), refused
+    assert "python -m autograder grade" in refused["autograde"][1]
+    assert not (out / "nbgrader_config.py").exists() and (out / "grades.csv").is_file()
+    assert json.loads(server.request("GET", "/api/kernelspecs")[1])["kernelspecs"] == {}
+    assert server.request("GET", "/api/terminals")[0] == 404
+
+
+def test_a_ta_sets_a_manual_score_and_a_comment_in_the_formgrader(chromium, served):
+    from nbgrader.api import Gradebook
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    server, out, results = served
+    t0 = time.time()
     db = f"sqlite:///{out / 'gradebook.db'}"
     with Gradebook(db, "nnkit") as gb:
         assert gb.find_grade("answer_why", "01_toy", "toy", "ann").manual_score is None
+    driver = chromium()
+    wait = WebDriverWait(driver, 30)
 
-    server = Server(out, tmp_path / "formgrader.log")
-    try:
-        step(f"server printed: {server.url}")
-        assert server.url.startswith(f"http://127.0.0.1:{server.port}/formgrader/?token={server.token}")
-        driver = chromium()
-        wait = WebDriverWait(driver, 30)
+    # Manage Assignments lists the graded assignment.
+    driver.get(server.url)
+    wait.until(EC.url_contains("/formgrader/manage_assignments"))
+    wait.until(EC.text_to_be_present_in_element((By.TAG_NAME, "body"), "toy"))
+    step(f"opened {driver.current_url.split('?')[0]}: title {driver.title!r}")
 
-        # Manage Assignments lists the graded assignment.
-        driver.get(server.url)
-        wait.until(EC.url_contains("/formgrader/manage_assignments"))
-        wait.until(EC.text_to_be_present_in_element((By.TAG_NAME, "body"), "toy"))
-        step(f"opened {driver.current_url.split('?')[0]}: title {driver.title!r}")
+    # Manual Grading > toy > 01_toy: the submissions of the notebook.
+    driver.find_element(By.LINK_TEXT, "Manual Grading").click()
+    wait.until(EC.element_to_be_clickable((By.LINK_TEXT, "toy"))).click()
+    wait.until(EC.element_to_be_clickable((By.LINK_TEXT, "01_toy"))).click()
+    wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "a.name-shown")))
+    names = {a.get_attribute("textContent"): a for a in driver.find_elements(By.CSS_SELECTOR, "a.name-shown")}
+    step(f"submissions of 01_toy: {sorted(names)}")
+    assert set(names) == {"ann", "ben"}
+    row = names["ann"].find_element(By.XPATH, "./ancestor::tr")
+    row.find_element(By.CSS_SELECTOR, ".reveal .name-hidden").click()  # show the name
+    wait.until(EC.element_to_be_clickable(names["ann"])).click()
 
-        # Manual Grading > toy > 01_toy: the submissions of the notebook.
-        driver.find_element(By.LINK_TEXT, "Manual Grading").click()
-        wait.until(EC.element_to_be_clickable((By.LINK_TEXT, "toy"))).click()
-        wait.until(EC.element_to_be_clickable((By.LINK_TEXT, "01_toy"))).click()
-        wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "a.name-shown")))
-        names = {a.get_attribute("textContent"): a for a in driver.find_elements(By.CSS_SELECTOR, "a.name-shown")}
-        step(f"submissions of 01_toy: {sorted(names)}")
-        assert set(names) == {"ann", "ben"}
-        row = names["ann"].find_element(By.XPATH, "./ancestor::tr")
-        row.find_element(By.CSS_SELECTOR, ".reveal .name-hidden").click()  # show the name
-        wait.until(EC.element_to_be_clickable(names["ann"])).click()
+    # ann's submission: her written answer and the autograded cells, rendered.
+    score_box = wait.until(EC.element_to_be_clickable((By.ID, "answer_why")))
+    body = driver.find_element(By.TAG_NAME, "body").text
+    step(f"opened {driver.current_url.split('?')[0]}: {driver.title!r}")
+    assert ANSWER in body and "test_add" in body and "Student's answer" in body
+    assert driver.execute_script("return window.__nnkit_pwned === undefined"), "a student's script ran"
+    assert not driver.find_elements(By.CSS_SELECTOR, "#notebook [onerror], #notebook script")
+    step("written answer shown, its <script> and onerror handler gone")
 
-        # ann's submission: her written answer and the autograded cells, rendered.
-        score_box = wait.until(EC.element_to_be_clickable((By.ID, "answer_why")))
-        body = driver.find_element(By.TAG_NAME, "body").text
-        step(f"opened {driver.current_url.split('?')[0]}: {driver.title!r}")
-        assert ANSWER in body and "test_add" in body and "Student's answer" in body
-        assert driver.execute_script("return window.__nnkit_pwned === undefined"), "a student's script ran"
-        assert not driver.find_elements(By.CSS_SELECTOR, "#notebook [onerror], #notebook script")
-        step("written answer shown, its <script> and onerror handler gone")
+    score_box.clear()
+    score_box.send_keys("0.5")
+    comment = driver.find_element(By.ID, "answer_why-comment")
+    comment.click()  # leaving the score box saves it
+    comment.send_keys(COMMENT)
+    answer = score_box.find_element(By.XPATH, "./ancestor::div[contains(@class, 'nbgrader_cell')]")
+    answer.find_element(By.CSS_SELECTOR, ".text_cell_render").click()  # leaving the comment saves it
 
-        score_box.clear()
-        score_box.send_keys("0.5")
-        comment = driver.find_element(By.ID, "answer_why-comment")
-        comment.click()  # leaving the score box saves it
-        comment.send_keys(COMMENT)
-        answer = score_box.find_element(By.XPATH, "./ancestor::div[contains(@class, 'nbgrader_cell')]")
-        answer.find_element(By.CSS_SELECTOR, ".text_cell_render").click()  # leaving the comment saves it
+    deadline, got = time.time() + 20, (None, None)
+    while time.time() < deadline:
+        with Gradebook(db, "nnkit") as gb:
+            grade = gb.find_grade("answer_why", "01_toy", "toy", "ann")
+            comment_row = gb.find_comment("answer_why", "01_toy", "toy", "ann")
+            got = (grade.manual_score, comment_row.manual_comment)
+            total = gb.find_submission("toy", "ann").score
+        if got == (0.5, COMMENT):
+            break
+        time.sleep(0.3)
+    step(f"gradebook: answer_why manual_score={got[0]!r}, comment={got[1]!r}, ann's total {total:g}")
+    assert got == (0.5, COMMENT)
+    assert total == pytest.approx(results["ann"]["score"] + 0.5)
 
-        deadline, got = time.time() + 20, (None, None)
-        while time.time() < deadline:
-            with Gradebook(db, "nnkit") as gb:
-                grade = gb.find_grade("answer_why", "01_toy", "toy", "ann")
-                comment_row = gb.find_comment("answer_why", "01_toy", "toy", "ann")
-                got = (grade.manual_score, comment_row.manual_comment)
-                total = gb.find_submission("toy", "ann").score
-            if got == (0.5, COMMENT):
-                break
-            time.sleep(0.3)
-        step(f"gradebook: answer_why manual_score={got[0]!r}, comment={got[1]!r}, ann's total {total:g}")
-        assert got == (0.5, COMMENT)
-        assert total == pytest.approx(results["ann"]["score"] + 0.5)
-
-        driver.refresh()
-        box = wait.until(EC.presence_of_element_located((By.ID, "answer_why")))
-        wait.until(lambda d: box.get_attribute("value") == "0.5")
-        step(f"after a reload the page shows {box.get_attribute('value')} / 1")
-
-        # The routes that would run code on this host are refused.
-        refused = {
-            "start a kernel": server.request("POST", "/api/kernels", {"name": "python3"}),
-            "autograde": server.request("POST", "/formgrader/api/submission/toy/ann/autograde", {}),
-            "generate feedback": server.request("POST", "/formgrader/api/assignment/toy/generate_feedback", {}),
-            "write a file": server.request("PUT", "/api/contents/nbgrader_config.py",
-                                           {"type": "file", "format": "text", "content": "x"}),
-            "another course's config": server.request("GET", "/formgrader/?path=/tmp"),
-        }
-        step("refused: " + ", ".join(f"{k} {code}" for k, (code, _) in refused.items()))
-        assert all(code == 403 for code, _ in refused.values()), refused
-        assert "python -m autograder grade" in refused["autograde"][1]
-        assert not (out / "nbgrader_config.py").exists()
-        assert server.request("GET", "/api/kernelspecs")[1].count('"spec"') == 0
-    finally:
-        server.stop()
-    log = (tmp_path / "formgrader.log").read_text()
-    assert "Traceback" not in log, log
+    driver.refresh()
+    box = wait.until(EC.presence_of_element_located((By.ID, "answer_why")))
+    wait.until(lambda d: box.get_attribute("value") == "0.5")
+    step(f"after a reload the page shows {box.get_attribute('value')} / 1")
     step(f"done in {time.time() - t0:.1f} s")
