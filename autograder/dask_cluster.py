@@ -141,7 +141,10 @@ def run_on_cluster(scheduler: str, a, template, settings, jobs, release_key: str
                 running[future] = (job, time.monotonic(), False)
             if not running:
                 return
-            done, _ = wait(list(running), timeout=1.0, return_when="FIRST_COMPLETED")
+            try:
+                done, _ = wait(list(running), timeout=1.0, return_when="FIRST_COMPLETED")
+            except TimeoutError:  # none finished within the second: check the deadlines
+                done = set()
             for future in list(running):
                 job, started, retried = running[future]
                 if future in done:

@@ -1110,10 +1110,10 @@ def _settings_digest(settings: Settings) -> str:
 def _check_db_driver(db_url: str) -> None:
     if db_url.startswith(("postgresql", "postgres")):
         try:
-            import psycopg2  # noqa: F401
+            import psycopg  # noqa: F401  (SQLAlchemy 2.1's default driver for postgresql://)
         except ImportError:
             raise GradeRunError("--db is a PostgreSQL URL but its driver is missing: pip install "
-                                "'.[instructor]' (it carries psycopg2-binary)") from None
+                                "'.[instructor]' (it carries psycopg)") from None
 
 
 def grade(assignment: str | Path, submissions: str | Path, out: str | Path, *, workers: int = 1,
