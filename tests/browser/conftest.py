@@ -2,6 +2,7 @@
 Debian's chromedriver (nothing is downloaded; `make browser-tool` installs both as root).
 
 - `browser_missing()`: why no browser test can run here (None when one can).
+- `browser_available` fixture: skips, saying what to install, when no browser can be found.
 - `chromium` fixture: `chromium()` starts a fresh headless Chromium (its own profile in the
   test's tmp folder) and returns the Selenium driver; the fixture skips the test, saying what
   to install, when no browser can be found. When the test fails, a screenshot of every page
@@ -45,12 +46,17 @@ def pytest_runtest_makereport(item, call):
     setattr(item, f"_nnkit_{report.when}_failed", report.failed)
 
 
-@pytest.fixture
-def chromium(request, tmp_path):
-    """`chromium()` -> a Selenium driver of a fresh headless Chromium; screenshots on failure."""
+@pytest.fixture(scope="session")
+def browser_available() -> None:
+    """Skips the test when no browser can be driven (session scope: before any costly module fixture)."""
     reason = browser_missing()
     if reason:
         pytest.skip(reason)
+
+
+@pytest.fixture
+def chromium(request, tmp_path, browser_available):
+    """`chromium()` -> a Selenium driver of a fresh headless Chromium; screenshots on failure."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
