@@ -10,7 +10,7 @@ export OPENBLAS_NUM_THREADS ?= 1
 export OMP_NUM_THREADS ?= 1
 export MPLBACKEND ?= Agg
 
-.PHONY: demo test venv sandbox-tool browser-tool bench release clean
+.PHONY: demo test venv sandbox-tool browser-tool db-tool bench release clean
 
 $(VENV)/bin/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "nnkit needs Python >= 3.11, found " + sys.version.split()[0])'
@@ -51,13 +51,26 @@ browser-tool:
 	  fi; \
 	fi
 
+# A real PostgreSQL server for the gradebook tests (tests/grading/test_grade_scaleout.py starts
+# and stops a throwaway one as the `postgres` user). Installed when root and missing; else skipped.
+db-tool:
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing postgresql (the PostgreSQL gradebook tests)"; \
+	    (apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null) \
+	      || echo "WARNING: could not install postgresql: the PostgreSQL gradebook tests will be skipped"; \
+	  else \
+	    echo "WARNING: PostgreSQL is missing and we are not root: install the Debian package 'postgresql' to run its gradebook tests"; \
+	  fi; \
+	fi
+
 demo: venv sandbox-tool
 	$(PY) -m autograder demo
 
 # The suite, then every source notebook executed on the embedded dataset (nbval).
 # tests/browser and tests/colab add about 2 minutes once their venvs and the cached
 # release exist (build/venvs, build/student-release), about 5 on a fresh clone.
-test: venv sandbox-tool browser-tool
+test: venv sandbox-tool browser-tool db-tool
 	$(PY) -m pytest
 	NNKIT_DATASET=embedded $(PY) -m pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=300 source/fcnets
 
