@@ -16,6 +16,7 @@ VERBS = {
     "release": ("autograder.release", "release_command", "build the leak-free student release of an assignment"),
     "grade": ("autograder.grade", "grade_command", "sandboxed, parallel autograding of a class"),
     "export": ("autograder.grade", "export_command", "the whole class's grades from the gradebook"),
+    "feedback": ("autograder.grade", "feedback_command", "feedback pages again, with manual grades, after formgrader"),
     "formgrader": ("autograder.formgrader", "formgrader_command", "manual grading in nbgrader's formgrader (a browser on loopback)"),
     "check-package": ("autograder.trusted", "check_package_command", "trusted checks of an nnkit package, outside the student's kernel"),
 }
@@ -44,6 +45,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="regrade every submission (default: skip unchanged ones)")
     p.add_argument("--scheduler", default=None, help="a dask.distributed scheduler address (default: local workers)")
     p.add_argument("--release", default=None, help="grade against this release folder (e.g. an older one)")
+
+    p = sub.add_parser("feedback", help=VERBS["feedback"][2])
+    p.add_argument("assignment")
+    p.add_argument("--out", required=True, help="the --out folder of `grade`")
+    p.add_argument("--db", default=None, help="gradebook SQLAlchemy URL (default: SQLite in --out)")
+    p.add_argument("--unsafe-no-sandbox", action="store_true", help="render without bubblewrap (never on real students)")
 
     p = sub.add_parser("export", help=VERBS["export"][2])
     p.add_argument("assignment")

@@ -152,12 +152,14 @@ def commit(out: Path, db_url: str, assignment: str, result: dict, key: GradingKe
     ------
     CommitError : the disk or the gradebook refused a write; what was committed before stands.
     """
+    from .outputs import write_feedback_pages
+
     sid = result["student_id"]
     commit_id = uuid.uuid4().hex
     staging = _state(out, "staging", f"{sid}-{commit_id}")
     try:
-        for name, html in pages.items():
-            write_atomic(staging / "feedback" / name, html.encode("utf-8"))
+        if pages:
+            write_feedback_pages(staging / "feedback", pages)  # named and checked by the grader
         for stem, text in executed.items():
             write_atomic(staging / "autograded" / f"{stem}.ipynb", text.encode("utf-8"))
         record = {"commit": commit_id, "assignment": assignment, "key": key.as_dict() if key else None,
@@ -198,6 +200,20 @@ def apply(out: Path, db_url: str, record: dict) -> dict:
     except OSError as exc:
         raise CommitError(exc.errno, f"could not write {sid}'s files: {exc.strerror or exc}") from exc
     return result
+
+
+def replace_feedback(out: Path, sid: str, pages: dict[str, str]) -> None:
+    """Swap in new feedback pages of one committed student (the `feedback` verb), whole or not at all."""
+    from .outputs import write_feedback_pages
+
+    staging = _state(out, "staging", f"feedback-{sid}-{uuid.uuid4().hex}")
+    try:
+        write_feedback_pages(staging, pages)
+        _swap_in(staging, Path(out, "feedback", sid))
+    except OSError as exc:
+        raise CommitError(exc.errno, f"could not write {sid}'s feedback: {exc.strerror or exc}") from exc
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def recover(out: Path, db_url: str) -> int:
@@ -242,11 +258,21 @@ def class_results(out: Path, db_url: str, assignment: str) -> list[dict]:
         got = finals.get(r["student_id"])
         if got is not None:
             r["score"], r["max_score"], by_cell = got
-            r["cells"] = [{**c, **by_cell.get((c["notebook"], c["grade_id"]), {})} for c in r.get("cells", [])]
+            r["cells"] = [_with_final(c, by_cell.get((c["notebook"], c["grade_id"]))) for c in r.get("cells", [])]
         if r["status"] == REJECTED:
             r["score"] = None
         results.append(r)
     return sorted(results, key=lambda r: r["student_id"])
+
+
+def _with_final(cell: dict, final: dict | None) -> dict:
+    """A cell row with the score that counts now; a score a TA gave by hand says so."""
+    if final is None:
+        return cell
+    cell = {**cell, **final}
+    if final.get("manual_score") is not None:
+        cell["status"] = "graded_by_hand"
+    return cell
 
 
 def export(out: Path, db_url: str, assignment: str) -> list[dict]:

@@ -79,8 +79,12 @@ def _settings_from(d: dict):
 
 def grade_task(payload: str) -> str:
     """One submission, graded on a worker; JSON in, JSON out (see the module docstring)."""
+    import warnings
+
     from .grade import cached_template, grade_job
 
+    # nbgrader 0.9.6 + SQLAlchemy 2: "Object ... not in session" on every submission; harmless.
+    warnings.filterwarnings("ignore", message=r".*not in session.*")
     p = json.loads(payload)
     settings = _settings_from(p["settings"])
     a = _locate(p["where"])

@@ -1390,3 +1390,47 @@ def export_command(assignment: str, out: str, db: str | None = None) -> int:
         return 2
     print(f"export: {len(results)} students -> {folder / 'grades.csv'}, grades_by_check.csv, results/{extra}")
     return 0
+
+
+def feedback_command(assignment: str, out: str, db: str | None = None, unsafe_no_sandbox: bool = False) -> int:
+    """`python -m autograder feedback <assignment> --out DIR [--db URL]`: every page again, with the scores
+    that count now (manual grades and comments from formgrader included), from the executed notebooks."""
+    from . import commit as C
+    from . import sandbox
+    from .runlock import RunLock, RunLocked
+
+    folder = Path(out).resolve()
+    db_url = db or f"sqlite:///{folder / 'gradebook.db'}"
+    use_sandbox = sandbox.available() and not unsafe_no_sandbox
+    if not use_sandbox and not unsafe_no_sandbox:
+        print("feedback: refusing to render student notebooks without a sandbox: " + sandbox.unavailable_reason(),
+              file=sys.stderr)
+        return 2
+    try:
+        a = locate(assignment)
+        with RunLock(folder, db_url):
+            settings = replace(Settings(), sandbox=use_sandbox)
+            template = cached_template(a, settings)
+            results = C.class_results(folder, db_url, a.name)
+            if not results:
+                print(f"feedback: {folder} holds no graded submission of {a.name}; run `grade` first", file=sys.stderr)
+                return 2
+            written = 0
+            for r in results:
+                nb_dir = folder / "autograded" / r["student_id"] / a.name
+                executed = {nb[: -len(".ipynb")]: raw for nb in template.notebooks
+                            if (raw := _read_executed(nb_dir / nb)) is not None}
+                if not executed:
+                    continue
+                flags, reasons = set(), []
+                stop_at = time.monotonic() + 120.0
+                pages = render_feedback(template, settings, executed, r["cells"], stop_at, flags, reasons)
+                C.replace_feedback(folder, r["student_id"], pages)
+                written += 1
+                for why in reasons:
+                    print(f"  {r['student_id']}: {why}", file=sys.stderr)
+    except (FileNotFoundError, ValueError, RunLocked, C.CommitError) as exc:
+        print(f"feedback: {exc}", file=sys.stderr)
+        return 2
+    print(f"feedback: {written} students' pages rewritten in {folder / 'feedback'} with the scores that count now")
+    return 0
