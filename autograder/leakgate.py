@@ -10,6 +10,10 @@ for source files). The gates, cheapest first:
 - ``solution-lines`` no non-trivial normalized line of any solution or hidden-test
                      region of the source (package and notebooks) anywhere in the
                      release, unless the same line also occurs outside regions.
+- ``solution-fragments`` no distinctive fragment of any solution region (see below)
+                     anywhere in any text of the release (code, docstrings, comments,
+                     markdown, outputs, every file), unless allowed by name in the
+                     manifest's ``[release.allow]``.
 - ``outputs``        no notebook outputs or execution counts.
 - ``hidden-files``   no ``.ipynb_checkpoints``, ``__pycache__``, ``*.pyc`` or hidden files.
 - ``allow-list``     exactly the files the release is made of, nothing more or less.
@@ -25,17 +29,56 @@ for source files). The gates, cheapest first:
 Notebooks are scanned line by line in their JSON text: nbformat writes one JSON
 string per source line, which is decoded first, so `file:line` is the line of the
 ``.ipynb`` file an editor shows.
+
+**The fragment rule** (gate ``solution-fragments``). Every text is cut into tokens
+(`fragment_tokens`): words, numbers whole (``1e-3``), operators whole (``**``, ``+=``),
+single punctuation; whitespace, backticks and ``#`` are dropped and ``'`` is read as
+``"``, so layout, quoting, comment and Markdown code marks do not matter. Brackets,
+commas, dots, colons and quotes are *filler*; every other token is *content*. The
+solution regions give the fingerprints:
+
+- each logical statement of solution code (Python's `tokenize`; its comments are the
+  author's notes and left out): every run of tokens from one content token to another
+  holding ``MIN_CODE_TOKENS`` (8) content tokens, and the whole statement when it is
+  shorter but holds at least ``MIN_STATEMENT_TOKENS`` (7);
+- prose (the model answer of a markdown solution cell, a mark scheme), compared
+  lower-cased: every run holding ``MIN_PROSE_TOKENS`` (12) content tokens, and each
+  line, and the whole answer, of at least 7 content tokens.
+
+A statement with an operator (``+ - * / @ ** < ==`` ...) is whole from 5 content
+tokens (``squared = v * v``), and the expression assigned by an assignment counts as a
+statement of its own (a copy of ``as_array(a) + as_array(b)`` without ``total =``).
+So ``return out``, ``dx = None``, ``pass``, ``N = X.shape[0]`` (5, no operator) and
+``affine_forward(x, w, b)`` (4) are never fingerprints, while
+``dx = dout * (x > 0)`` (7) and ``x.reshape(x.shape[0], -1) @ w`` (9) are.
+Each file of the release is one token stream (a notebook: its decoded JSON lines,
+outputs included), so a copy inside a longer line, split over lines, in a comment, a
+docstring or a Markdown cell is found, and the failure names the release file and the
+line where the copy starts, and the solution line it comes from. Nothing is exempt
+because it also occurs outside the regions in the source: that is how a copied line
+used to pass. What students must see on purpose (an API call the notebook shows, a
+formula the docstring states) is allowed by its text in the manifest, with the reason::
+
+    [release.allow]
+    "for p, w in self.model.params.items():" = "the provided Solver code iterates the same way"
+
+An allowed text suppresses the fingerprints that lie wholly inside an occurrence of
+it (compared as tokens); an entry that suppresses nothing stops the release, so the
+list cannot go stale. The table is never copied into the release's manifest.
 """
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
 import subprocess
 import sys
+import textwrap
+import tokenize
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 #: Every marker dialect the kit knows. Case-insensitive, anywhere on a line.
 MARKER_PATTERNS = [
@@ -93,6 +136,249 @@ def _is_marker(text: str) -> bool:
     return any(p.search(text) for p, _ in MARKER_PATTERNS)
 
 
+# ---------------------------------------------------------------- solution fragments (see the module docstring)
+
+#: One token of the fragment rule: a number whole (``1e-3``, ``0.95``), a multi-character
+#: operator whole (``**``, ``+=``, ``==``), a word, or any one other character.
+_FRAG_TOKEN = re.compile(r"(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?[jJ]?|\w+|\*\*=?|//=?|>>=?|<<=?|[=!<>]=|->"
+                         r"|[-+*/%@&|^]=|[^\w\s]")
+#: Dropped before comparing: Markdown code marks and comment marks.
+_DROPPED = frozenset("`#")
+#: Tokens without content of their own: a fragment must hold enough of the others.
+FILLER = frozenset('()[]{},.:;"')
+#: Content tokens of a distinctive window of solution code, ...
+MIN_CODE_TOKENS = 8
+#: ... of a whole solution statement shorter than a window, ...
+MIN_STATEMENT_TOKENS = 7
+#: ... or this many when one of them computes (an operator of `OPERATORS`: ``squared = v * v``), ...
+MIN_COMPUTING_STATEMENT_TOKENS = 5
+OPERATORS = frozenset("+ - * / // % @ ** < > <= >= == != & | ^ ~ << >> += -= *= /= //= %= @= **= &= |= ^=".split())
+#: ... and of a window of prose (a written answer, a mark scheme).
+MIN_PROSE_TOKENS = 12
+
+
+def fragment_tokens(text: str) -> list[str]:
+    """`text` as the fragment rule's tokens (whitespace, backticks and ``#`` dropped, ``'`` read as ``"``)."""
+    return ['"' if t == "'" else t for t in _FRAG_TOKEN.findall(text) if t not in _DROPPED]
+
+
+def content_count(tokens: Iterable[str]) -> int:
+    return sum(t not in FILLER for t in tokens)
+
+
+def show_tokens(tokens: Iterable[str]) -> str:
+    """Tokens joined back into readable text (which `fragment_tokens` reads as the same tokens)."""
+    out, prev, opened = "", None, False  # opened: the previous token opened a string
+    in_string = False
+    for t in tokens:
+        space = prev is not None
+        if t == '"':
+            if in_string:
+                space = False
+            in_string = not in_string
+        if prev is not None and (t in ".,:;)]}" or prev in ".([{" or opened
+                                 or (t in "([" and (prev[-1].isalnum() or prev[-1] == "_" or prev in ')]"'))):
+            space = False
+        out += (" " if space else "") + t
+        opened = t == '"' and in_string
+        prev = t
+    return out
+
+
+@dataclass
+class SolutionFragments:
+    """The fingerprints of every solution region: token tuple -> (source file, line)."""
+
+    fingerprints: dict[tuple[str, ...], tuple[str, int]] = field(default_factory=dict)
+    #: of prose, lower-cased (matched against the lower-cased release): token tuple -> (file, line)
+    prose: dict[tuple[str, ...], tuple[str, int]] = field(default_factory=dict)
+
+    def add_code(self, text: str, path: str, line_of: Callable[[int], int]) -> None:
+        """Solution code from `path`; `line_of(k)` is the file line of line k (1-based) of `text`."""
+        for tokens, line in code_units(text):
+            lines = [line_of(line)] * len(tokens)
+            self._add(tokens, lines, path, MIN_CODE_TOKENS, MIN_STATEMENT_TOKENS)
+            rhs = _assigned(tokens)
+            if rhs:  # the expression of `target = expr` (or `+=`...) on its own: `v * v + 1` copied alone
+                self._add(tokens[rhs:], lines[rhs:], path, MIN_CODE_TOKENS, MIN_STATEMENT_TOKENS)
+
+    def add_prose(self, text: str, path: str, line_of: Callable[[int], int]) -> None:
+        """A written answer (Markdown) from `path`; `line_of` as for `add_code`. Windows of
+        MIN_PROSE_TOKENS over the whole text, and each line (and the whole answer) shorter
+        than that but of MIN_STATEMENT_TOKENS content tokens whole."""
+        tokens, lines = [], []
+        for n, line in enumerate(text.split("\n"), start=1):
+            more = fragment_tokens(line.lower())
+            self._add(more, [line_of(n)] * len(more), path, MIN_PROSE_TOKENS, MIN_STATEMENT_TOKENS, into=self.prose)
+            tokens += more
+            lines += [line_of(n)] * len(more)
+        self._add(tokens, lines, path, MIN_PROSE_TOKENS, MIN_STATEMENT_TOKENS, into=self.prose)
+
+    def _add(self, tokens: list[str], lines: list[int], path: str, window: int, whole: int,
+             into: dict | None = None) -> None:
+        """Code (into `fingerprints`) or prose (into `prose`: no computing rule)."""
+        prints = self.fingerprints if into is None else into
+        content = [i for i, t in enumerate(tokens) if t not in FILLER]
+        if len(content) >= window:
+            for k in range(len(content) - window + 1):
+                a, b = content[k], content[k + window - 1]
+                prints.setdefault(tuple(tokens[a: b + 1]), (path, lines[a]))
+        elif len(content) >= whole or (into is None and len(content) >= MIN_COMPUTING_STATEMENT_TOKENS
+                                       and any(tokens[i] in OPERATORS for i in content)):
+            prints.setdefault(tuple(tokens[content[0]: content[-1] + 1]), (path, lines[content[0]]))
+
+
+_ASSIGN = frozenset("= += -= *= /= //= %= @= **= &= |= ^=".split())
+
+
+def _assigned(tokens: list[str]) -> int | None:
+    """Index of the first token of the assigned expression of an assignment statement, if any."""
+    depth = 0
+    for i, t in enumerate(tokens):
+        if t in "([{":
+            depth += 1
+        elif t in ")]}":
+            depth -= 1
+        elif depth == 0 and t in _ASSIGN and i > 0 and i + 1 < len(tokens):
+            return i + 1
+        elif depth == 0 and t in ("lambda", ":"):  # a keyword argument `=` is not an assignment
+            return None
+    return None
+
+
+def code_units(text: str) -> list[tuple[list[str], int]]:
+    """(tokens, line in `text`) of each logical statement of `text`, comments left out (they
+    are the author's notes, and often restate the task's public formula). Code that does
+    not tokenize (a region that is not whole statements) gives one unit per physical line."""
+    src = textwrap.dedent(text.replace("\r\n", "\n"))
+    units: list[tuple[list[str], int]] = []
+    try:
+        current: list[str] = []
+        start = 0
+        for tok in tokenize.generate_tokens(io.StringIO(src).readline):
+            if tok.type == tokenize.NEWLINE:
+                if current:
+                    units.append((current, start))
+                current = []
+            elif tok.type not in (tokenize.COMMENT, tokenize.NL, tokenize.INDENT, tokenize.DEDENT, tokenize.ENCODING,
+                                  tokenize.ENDMARKER):
+                if not current:
+                    start = tok.start[0]
+                current.extend(fragment_tokens(tok.string))
+        if current:
+            units.append((current, start))
+    except (tokenize.TokenError, IndentationError, SyntaxError):
+        units = [(fragment_tokens(line.split("#")[0]), n) for n, line in enumerate(src.split("\n"), start=1)]
+    return units
+
+
+@dataclass(frozen=True)
+class Allowed:
+    """An entry of ``[release.allow]``: text students see on purpose, why, and where it is written."""
+
+    text: str
+    reason: str
+    path: str
+    line: int
+
+    @property
+    def tokens(self) -> tuple[str, ...]:
+        return tuple(fragment_tokens(self.text))
+
+
+@dataclass(frozen=True)
+class FragmentHit:
+    """A copy of solution fragments in the release: overlapping fingerprints, merged."""
+
+    path: str  # release file
+    line: int  # where the copy starts
+    end_line: int
+    tokens: tuple[str, ...]  # the release's tokens of the copy
+    origin: tuple[str, int]  # the solution line of its first fingerprint
+
+
+def _find_all(tokens: list[str], needle: tuple[str, ...]) -> Iterator[int]:
+    n = len(needle)
+    if not n:
+        return
+    first = needle[0]
+    for i, t in enumerate(tokens):
+        if t == first and tuple(tokens[i: i + n]) == needle:
+            yield i
+
+
+def find_fragments(root: Path, fragments: SolutionFragments, allowed: Iterable[Allowed] = (),
+                   files: Iterable[str] | None = None) -> tuple[list[FragmentHit], list[Allowed]]:
+    """Every copy of a fingerprint in the release at `root` that no allowed text covers,
+    overlapping copies merged (in file order), and the allowed entries that covered nothing."""
+    indexes = []  # (index by first two tokens, fingerprints, compare lower-cased)
+    for prints, lower in ((fragments.fingerprints, False), (fragments.prose, True)):
+        index: dict[tuple[str, str], list[tuple[str, ...]]] = {}
+        for fp in prints:
+            index.setdefault(fp[:2], []).append(fp)
+        indexes.append((index, prints, lower))
+    allowed = list(allowed)
+    used = [False] * len(allowed)
+    hits: list[FragmentHit] = []
+    for rel in (release_files(root) if files is None else files):
+        tokens, lines = [], []
+        for n, text in text_lines(root / rel):
+            for t in fragment_tokens(text):
+                tokens.append(t)
+                lines.append(n)
+        if not tokens:
+            continue
+        lowered = [t.lower() for t in tokens]
+        spans = [(i, i + len(a.tokens), k) for k, a in enumerate(allowed) for i in _find_all(tokens, a.tokens)]
+        spans += [(i, i + len(a.tokens), k) for k, a in enumerate(allowed)
+                  for i in _find_all(lowered, tuple(t.lower() for t in a.tokens))]
+        found: list[tuple[int, int, tuple[str, int]]] = []
+        for index, prints, lower in indexes:
+            stream = lowered if lower else tokens
+            for i in range(len(stream) - 1):
+                for fp in index.get((stream[i], stream[i + 1]), ()):
+                    j = i + len(fp)
+                    if tuple(stream[i:j]) != fp:
+                        continue
+                    cover = [k for a, b, k in spans if a <= i and j <= b]
+                    if cover:
+                        for k in cover:
+                            used[k] = True
+                    else:
+                        found.append((i, j, prints[fp]))
+        found.sort()
+        merged: list[list] = []
+        for i, j, origin in found:
+            if merged and i < merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], j)
+            else:
+                merged.append([i, j, origin])
+        hits += [FragmentHit(rel, lines[i], lines[j - 1], tuple(tokens[i:j]), origin) for i, j, origin in merged]
+    return hits, [a for a, u in zip(allowed, used) if not u]
+
+
+def check_solution_fragments(root: Path, fragments: SolutionFragments, allowed: Iterable[Allowed] = (),
+                             allow_file: str = "the manifest") -> None:
+    """Gate `solution-fragments` (the fragment rule of the module docstring)."""
+    hits, unused = find_fragments(root, fragments, allowed)
+    if hits:
+        h = hits[0]
+        src, src_line = h.origin
+        more = f" (and {len(hits) - 1} more: " + ", ".join(f"{x.path}:{x.line}" for x in hits[1:6]) \
+            + (", ..." if len(hits) > 6 else "") + ")" if len(hits) > 1 else ""
+        text = show_tokens(h.tokens)
+        raise GateFailure(
+            "solution-fragments", h.path, h.line,
+            f"{text!r} is a fragment of the solution at {src}:{src_line}{more}; take it out of the release, or, if "
+            f"students must see it, allow it under [release.allow] in {allow_file}: "
+            f"{json.dumps(text)} = \"<why students see it>\"")
+    if unused:
+        a = unused[0]
+        raise GateFailure("solution-fragments", a.path, a.line,
+                          f"[release.allow] entry {a.text!r} covers no fragment of a solution in the release; "
+                          "remove it (an allow entry that allows nothing would hide a later leak)")
+
+
 # ---------------------------------------------------------------- reading release files
 
 def release_files(root: Path) -> list[str]:
@@ -136,6 +422,27 @@ def _decode_json_line(line: str) -> str:
         except ValueError:
             pass
     return line
+
+
+def notebook_source_lines(raw: str, n_cells: int) -> list[list[int]] | None:
+    """For each cell of a notebook's JSON text, the file line of each of its source lines
+    (nbformat's layout: one JSON string per source line); None for another layout."""
+    lines = raw.split("\n")
+    starts = [n for n, line in enumerate(lines) if re.match(r'\s*"source":', line)]
+    if len(starts) != n_cells:
+        return None
+    out = []
+    for n in starts:
+        head = lines[n].strip().rstrip(",")
+        if head.endswith("["):
+            rows, k = [], n + 1
+            while k < len(lines) and lines[k].strip() not in ("]", "],"):
+                rows.append(k + 1)
+                k += 1
+            out.append(rows or [n + 1])
+        else:
+            out.append([n + 1])  # "source": "..." or "source": []: all on its line
+    return out
 
 
 def line_of(path: Path, needle: str) -> int:

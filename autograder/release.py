@@ -10,9 +10,14 @@ The release of `source/<assignment>/` + `source/nnkit/` (default output
     make_submission.py   the submission helper (stdlib only)
     requirements.txt     the student extra
     README.md            how to work on and submit the assignment
+    RELEASE_DIGEST       what built it (sha256 of every input and release file): `release_freshness`
+                         tells `grade` whether the release is still what source/ would build
 
-It is built in a temporary folder beside the output, then every gate runs
-(`autograder.leakgate`, plus the self-grade here). Only when all pass does the new
+Before anything is built, every source notebook is checked as nbgrader will read it
+(gate `notebook`: metadata, points, marker typos, unclosed or misplaced regions), each
+error naming the notebook, the line of the `.ipynb`, the cell (index and grade_id) and the
+fix. It is built in a temporary folder beside the output, then every gate runs
+(`autograder.leakgate`, plus the self-grade and the digest check here). Only when all pass does the new
 release replace the old one, atomically; otherwise nothing changes and the command
 exits 1 naming the gate and `file:line`. The same source gives a byte-identical release.
 """
@@ -22,6 +27,7 @@ import ctypes
 import hashlib
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -35,11 +41,12 @@ from typing import Callable
 
 from . import REPO_ROOT
 from .leakgate import (
-    GateFailure, SourceLines, Stub, check_allow_list, check_hidden_files, check_markers,
-    check_outputs, check_solution_lines, check_stubs, check_validate, line_of, raw_line_of, release_files,
+    FILLER, Allowed, GateFailure, SolutionFragments, SourceLines, Stub, check_allow_list, check_hidden_files, check_markers,
+    check_outputs, check_solution_fragments, check_solution_lines, check_stubs, check_validate, line_of,
+    fragment_tokens, notebook_source_lines, raw_line_of, release_files,
 )
 from .manifest import Manifest, ManifestError, load_manifest
-from .strip import StripError, find_regions, strip_source
+from .strip import CANONICAL_MARKERS, StripError, find_regions, marker_typo, strip_source
 
 RELEASE_FILES = Path(__file__).resolve().parent / "release_files"
 #: Environment of every kernel the release starts: the embedded dataset, no way to import
@@ -87,6 +94,9 @@ class Plan:
     source_lines: SourceLines
     dataset_files: list[str]  # relative to root ("datasets/fetch.py", ...)
     notebook_points: dict[str, dict[str, float]] = field(default_factory=dict)  # nb -> grade_id -> points
+    fragments: SolutionFragments = field(default_factory=SolutionFragments)
+    inputs: dict[str, str | None] = field(default_factory=dict)  # RELEASE_DIGEST's inputs, hashed before reading
+    allowed: list[Allowed] = field(default_factory=list)  # the manifest's [release.allow]
 
     @property
     def source_dir(self) -> Path:
@@ -95,7 +105,7 @@ class Plan:
     def expected_files(self) -> list[str]:
         return sorted(
             list(self.manifest.notebooks) + self.package_files + self.dataset_files
-            + ["manifest.toml", "README.md", "requirements.txt", "make_submission.py"]
+            + ["manifest.toml", "README.md", "requirements.txt", "make_submission.py", DIGEST_FILE]
         )
 
 
@@ -110,11 +120,15 @@ def plan_release(assignment: str, root: Path = REPO_ROOT) -> Plan:
     except ManifestError as exc:
         raise ReleaseError("manifest", f"source/{assignment}/manifest.toml", 1, str(exc)) from None
     mpath = f"source/{assignment}/manifest.toml"
+    # Hashed before anything is read: a file edited meanwhile makes the digest older, never newer.
+    inputs = input_hashes(assignment, root)
     pkg_root = root / "source" / "nnkit"
     if not pkg_root.is_dir():
         raise ReleaseError("manifest", "source/nnkit", 1, "no reference package at source/nnkit")
     package_files = ["nnkit/" + p for p in _tree(pkg_root)]
     lines = SourceLines()
+    fragments = SolutionFragments()
+    allowed = _allow_list(root / mpath, mpath)
     stripped, stubs, with_regions = {}, [], []
     for rel in package_files:
         if not rel.endswith(".py"):
@@ -131,6 +145,8 @@ def plan_release(assignment: str, root: Path = REPO_ROOT) -> Plan:
             for n in range(region.begin + 1, region.end):
                 inside.add(n)
                 lines.add_region_line(src_lines[n - 1], (shown, n))
+            fragments.add_code("\n".join(src_lines[region.begin: region.end - 1]), shown,
+                               lambda k, b=region.begin: b + k)
         for n, line in enumerate(src_lines, start=1):
             if n not in inside:
                 lines.add_outside_line(line)
@@ -154,13 +170,17 @@ def plan_release(assignment: str, root: Path = REPO_ROOT) -> Plan:
         raise ReleaseError("manifest", mpath, line_of(root / mpath, "student_modules"), "; ".join(msg))
 
     nb_points: dict[str, dict[str, float]] = {}
+    graded: list[GradeCell] = []
     for nb_name in manifest.notebooks:
         path = root / "source" / assignment / nb_name
         if not path.is_file():
             raise ReleaseError("manifest", mpath, line_of(root / mpath, nb_name), f"notebook {nb_name} is listed but "
                                                                                  f"source/{assignment}/{nb_name} does not exist")
-        nb_points[nb_name] = _notebook_lines(path, f"source/{assignment}/{nb_name}", lines)
-    _check_points(manifest, nb_points, root / mpath, mpath)
+        cells = _read_notebook(path, f"source/{assignment}/{nb_name}", lines, fragments, manifest, mpath)
+        _check_unique_ids(graded, cells)
+        graded += cells
+        nb_points[nb_name] = {c.grade_id: c.points for c in cells if c.cell_type == "code"}
+    _check_points(manifest, graded, root / mpath, mpath)
 
     datasets = root / "datasets"
     if not (datasets / "fetch.py").is_file():
@@ -170,60 +190,277 @@ def plan_release(assignment: str, root: Path = REPO_ROOT) -> Plan:
     if (datasets / "embedded").is_dir():
         dataset_files += ["datasets/embedded/" + p for p in _tree(datasets / "embedded")]
     return Plan(root=root, manifest=manifest, package_files=package_files, stripped=stripped, stubs=stubs,
-                source_lines=lines, dataset_files=sorted(dataset_files), notebook_points=nb_points)
+                source_lines=lines, dataset_files=sorted(dataset_files), notebook_points=nb_points,
+                fragments=fragments, allowed=allowed, inputs=inputs)
 
 
-def _notebook_lines(path: Path, shown: str, lines: SourceLines) -> dict[str, float]:
-    """Sort a source notebook's lines into region / outside lines; return its grade cells' points.
+@dataclass(frozen=True)
+class GradeCell:
+    """A graded cell of a source notebook, as the manifest's [points] must list it."""
+
+    notebook: str  # shown path, e.g. source/fcnets/01_layers.ipynb
+    index: int  # 0-based cell index
+    grade_id: str
+    points: float
+    cell_type: str
+    line: int  # file line of its first source line
+
+
+#: nbgrader's own delimiters (substrings of a line, as nbgrader 0.9.6 matches them), by kind.
+NBGRADER_DELIMITERS = {
+    "solution": ("BEGIN SOLUTION", "END SOLUTION"),
+    "hidden tests": ("BEGIN HIDDEN TESTS", "END HIDDEN TESTS"),
+    "mark scheme": ("BEGIN MARK SCHEME", "END MARK SCHEME"),
+}
+#: The Create Assignment toolbar's name of each kind of cell, for the fixes.
+_CELL_KIND = {"solution": "an 'Autograded answer' or a 'Manually graded answer' (\"solution\": true)",
+              "hidden tests": "an 'Autograder tests' cell (\"grade\": true, with points)",
+              "mark scheme": "a 'Manually graded task' (\"task\": true, with points)"}
+
+
+def _read_notebook(path: Path, shown: str, lines: SourceLines, fragments: SolutionFragments,
+                   manifest: Manifest, mpath: str) -> list[GradeCell]:
+    """Check one source notebook's authoring (metadata, markers) and sort its lines and
+    fragments into region / outside; return its graded cells.
 
     Regions follow nbgrader's rules: lines between BEGIN/END SOLUTION, HIDDEN TESTS or
-    MARK SCHEME markers (substring match, as nbgrader does), and the whole of a
-    solution cell without markers (nbgrader replaces all of it).
+    MARK SCHEME markers, and the whole of a solution cell without markers (nbgrader
+    replaces all of it). Every authoring error is a ReleaseError of gate `notebook` that
+    names the notebook, the line of the .ipynb file, the cell (index and grade_id) and
+    the fix, before nbgrader sees the notebook.
     """
     raw = path.read_text(encoding="utf-8")
-    nb = json.loads(raw)
-    points = {}
-    for cell in nb.get("cells", []):
-        src = "".join(cell.get("source", ""))
-        meta = cell.get("metadata", {}).get("nbgrader", {})
-        where_line = line_of(path, src.split("\n")[0]) if src else 1
+    try:
+        nb = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ReleaseError("notebook", shown, exc.lineno, f"not valid JSON ({exc.msg}, column {exc.colno}); fix: "
+                                                          "undo the hand edit, or re-save the notebook from Jupyter") from None
+    cells = nb.get("cells") if isinstance(nb, dict) else None
+    if not isinstance(cells, list):
+        raise ReleaseError("notebook", shown, 1, "no list of cells; fix: it must be a Jupyter notebook (nbformat 4)")
+    layout = notebook_source_lines(raw, len(cells))
+    graded = []
+    seen_ids: dict[str, int] = {}
+    for i, cell in enumerate(cells):
+        source = cell.get("source", "")
+        src = "".join(source) if isinstance(source, list) else str(source)
         cell_lines = src.split("\n")
-        has_marker = any(k in src for k in ("BEGIN SOLUTION", "BEGIN HIDDEN TESTS", "BEGIN MARK SCHEME"))
-        if meta.get("solution") and "BEGIN SOLUTION" not in src:
-            for i, line in enumerate(cell_lines):
-                lines.add_region_line(line, (shown, where_line + i))
-        elif has_marker:
-            depth = 0
-            for i, line in enumerate(cell_lines):
-                if any(k in line for k in ("BEGIN SOLUTION", "BEGIN HIDDEN TESTS", "BEGIN MARK SCHEME")):
-                    depth += 1
-                elif any(k in line for k in ("END SOLUTION", "END HIDDEN TESTS", "END MARK SCHEME")):
-                    depth = max(0, depth - 1)
-                elif depth:
-                    lines.add_region_line(line, (shown, where_line + i))
-                else:
-                    lines.add_outside_line(line)
+        if layout:
+            rows = layout[i]
+
+            def where(k: int, rows=rows) -> int:
+                return rows[min(max(k, 1), len(rows)) - 1]
         else:
-            for line in cell_lines:
-                lines.add_outside_line(line)
-        if meta.get("grade") and cell.get("cell_type") == "code":
-            points[meta.get("grade_id", "?")] = float(meta.get("points", 0))
-    return points
+            first = line_of(path, cell_lines[0]) if src.strip() else 1
+
+            def where(k: int, first=first) -> int:
+                return first + max(k, 1) - 1
+        meta = cell.get("metadata", {}).get("nbgrader")
+        ctype = cell.get("cell_type", "?")
+        gid = meta.get("grade_id") if isinstance(meta, dict) else None
+        name = f"cell {i} (grade_id {gid!r})" if gid else \
+            f"cell {i} ({ctype}" + (f", id {cell['id']!r}" if cell.get("id") else "") + ")"
+
+        def fail(k: int, problem: str, fix: str, name=name, where=where):
+            raise ReleaseError("notebook", shown, where(k), f"{name}: {problem}; fix: {fix}")
+
+        if meta is not None:
+            _check_cell_metadata(cell, meta, ctype, manifest, mpath, fail)
+            if gid:
+                if gid in seen_ids:
+                    fail(1, f"grade_id {gid!r} is also the grade_id of cell {seen_ids[gid]} of this notebook",
+                         "give every nbgrader cell of a notebook its own grade_id")
+                seen_ids[gid] = i
+        meta = meta or {}
+        regions = _cell_regions(cell_lines, meta, fail)
+        sol_regions = [r for r in regions if r[0] == "solution"]
+        if meta.get("solution") and not sol_regions:
+            for k, line in enumerate(cell_lines, start=1):
+                lines.add_region_line(line, (shown, where(k)))
+            (fragments.add_code if ctype == "code" else fragments.add_prose)(src, shown, where)
+        else:
+            special = set()
+            for kind, b, e in regions:
+                special.update(range(b, e + 1))
+                for k in range(b + 1, e):
+                    lines.add_region_line(cell_lines[k - 1], (shown, where(k)))
+                if kind != "hidden tests":  # hidden tests: the whole-line gate (they restate visible checks)
+                    text = "\n".join(cell_lines[b: e - 1])
+                    (fragments.add_code if ctype == "code" and kind == "solution" else fragments.add_prose)(
+                        text, shown, lambda j, b=b, where=where: where(b + j))
+            for k, line in enumerate(cell_lines, start=1):
+                if k not in special:
+                    lines.add_outside_line(line)
+        if meta.get("grade"):
+            graded.append(GradeCell(shown, i, gid, float(meta["points"]), ctype, where(1)))
+    return graded
 
 
-def _check_points(manifest: Manifest, nb_points: dict[str, dict[str, float]], mfile: Path, mpath: str) -> None:
-    """The manifest's [points] must equal the autograded cells' points (when it declares any)."""
+def _check_cell_metadata(cell: dict, meta, ctype: str, manifest: Manifest, mpath: str, fail) -> None:
+    """nbgrader's metadata rules (MetadataValidator, schema 3), each failure with its fix."""
+    toolbar = "(View > Cell Toolbar > Create Assignment in Jupyter, or the cell's metadata JSON)"
+    if not isinstance(meta, dict):
+        fail(1, "its nbgrader metadata is not a JSON object", f"set the cell type again {toolbar}")
+    if meta.get("schema_version") != 3:
+        fail(1, f"nbgrader metadata schema_version {meta.get('schema_version')!r}; nbgrader 0.9.6 reads 3",
+             f'set "schema_version": 3 {toolbar}')
+    grade, solution, locked, task = (bool(meta.get(k)) for k in ("grade", "solution", "locked", "task"))
+    gid = meta.get("grade_id")
+    if (grade or solution or locked or task) and (not isinstance(gid, str) or not gid.strip()):
+        fail(1, "an nbgrader cell without a grade_id", f"give it a grade_id, unique in the notebook {toolbar}")
+    if grade or task:  # nbgrader's SaveCells reads a task cell's points too
+        declared = manifest.points.get(gid)
+        if "points" not in meta:
+            if declared is not None:
+                fail(1, f"a {'grade' if grade else 'task'} cell without points (the manifest gives {gid!r} {declared:g})",
+                     f'set its points to {declared:g} ("points": {declared:g} in its nbgrader metadata) {toolbar}')
+            fail(1, f"a {'grade' if grade else 'task'} cell without points, and the manifest's [points] gives "
+                    "it none either",
+                 f'give the cell its points ("points": N in its nbgrader metadata) {toolbar} and add '
+                 f"`{gid} = N` under [points] in {mpath}")
+        p = meta["points"]
+        if isinstance(p, bool) or not isinstance(p, (int, float)) or p < 0:
+            fail(1, f"points {p!r} is not a non-negative number", f'write a number, e.g. "points": 2 {toolbar}')
+    if task and ctype != "markdown":
+        fail(1, f"a task cell must be markdown, this one is {ctype}", "make it a markdown cell or not a task")
+    if not task and ctype == "markdown" and grade and not solution:
+        fail(1, "a markdown grade cell that is not a solution cell (nbgrader refuses it)",
+             f"make it a 'Manually graded answer' (\"solution\": true too) {toolbar}")
+    if not task and ctype == "markdown" and solution and not grade:
+        fail(1, "a markdown solution cell that is not graded (nbgrader refuses it)",
+             f"make it a 'Manually graded answer' with points, or a plain markdown cell {toolbar}")
+    import nbformat
+    from jsonschema.exceptions import ValidationError
+    from nbgrader.nbgraderformat import MetadataValidator
+
+    try:
+        MetadataValidator().validate_cell(nbformat.from_dict(cell))
+    except ValidationError as exc:
+        fail(1, f"nbgrader rejects its metadata: {exc.message}", f"compare it with a cell the toolbar makes {toolbar}")
+    except Exception as exc:  # SchemaTooOld/New and the like
+        fail(1, f"nbgrader rejects its metadata: {exc}", f"compare it with a cell the toolbar makes {toolbar}")
+
+
+def _is_marker_line(line: str, kind: str, which: int) -> bool:
+    canonical = CANONICAL_MARKERS[kind][which]
+    text = line.strip()
+    if kind == "mark scheme":  # nbgrader's documentation writes it between === or ###
+        return re.fullmatch(r"[#=\s]*" + NBGRADER_DELIMITERS[kind][which] + r"[#=\s]*", text) is not None
+    return text == canonical
+
+
+def _cell_regions(cell_lines: list[str], meta: dict, fail) -> list[tuple[str, int, int]]:
+    """(kind, BEGIN line, END line) of each marked region of a cell (1-based lines of the cell);
+    a typo, a marker with other text on its line, a nested, unopened or unclosed region, or a
+    region in a cell of the wrong kind fails with its fix."""
+    open_: dict[str, int] = {}
+    regions = []
+    for k, line in enumerate(cell_lines, start=1):
+        kind = which = None
+        for kd, pair in NBGRADER_DELIMITERS.items():
+            for w, delimiter in enumerate(pair):
+                if delimiter in line and kind is None:
+                    kind, which = kd, w
+        if kind is None:
+            meant = marker_typo(line)
+            if meant:
+                fail(k, f"line {k} of the cell, {line.strip()!r}, looks like a marker but is not one (nbgrader "
+                        "ignores it, so the region would ship or the cell be replaced whole)", f"write exactly {meant!r}")
+            continue
+        begin, end = CANONICAL_MARKERS[kind]
+        canonical = (begin, end)[which]
+        if not _is_marker_line(line, kind, which):
+            if marker_typo(line) == canonical:
+                fail(k, f"line {k} of the cell, {line.strip()!r}, is not exactly a marker (the kit reads one "
+                        "spelling)", f"write exactly {canonical!r}")
+            fail(k, f"line {k} of the cell, {line.strip()!r}, holds a marker with other text", f"write {canonical!r} "
+                                                                                             "alone on its line")
+        if which == 0:
+            if kind in open_:
+                fail(k, f"a second {begin!r} at line {k} of the cell, inside the {kind} region opened at line "
+                        f"{open_[kind]}", f"add {end!r} where the first region ends")
+            open_[kind] = k
+        else:
+            if kind not in open_:
+                fail(k, f"{end!r} at line {k} of the cell without a {begin!r} above it",
+                     f"add {begin!r} where the region starts, or delete the line")
+            regions.append((kind, open_.pop(kind), k))
+    for kind, k in open_.items():
+        begin, end = CANONICAL_MARKERS[kind]
+        fail(k, f"unclosed {kind} region: no {end!r} follows the {begin!r} at line {k} of the cell",
+             f"add {end!r} on its own line where the region ends")
+    for kind, b, _ in regions:
+        ok = {"solution": meta.get("solution"), "hidden tests": meta.get("grade"), "mark scheme": meta.get("task")}[kind]
+        if not ok:
+            fail(b, f"a {kind} region in a cell that is not {_CELL_KIND[kind].split(' (')[0]} (nbgrader refuses it)",
+                 f"make the cell {_CELL_KIND[kind]} in the Create Assignment toolbar, or remove the markers")
+    return regions
+
+
+def _check_unique_ids(before: list[GradeCell], cells: list[GradeCell]) -> None:
+    """A grade_id names one graded cell of the assignment: [points] and the trusted checks key on it."""
+    for c in cells:
+        other = next((p for p in before if p.grade_id == c.grade_id), None)
+        if other is not None:
+            raise ReleaseError("notebook", c.notebook, c.line,
+                               f"cell {c.index} (grade_id {c.grade_id!r}): the grade_id of cell {other.index} of "
+                               f"{other.notebook} (line {other.line}) too; fix: give every graded cell of the "
+                               "assignment its own grade_id")
+
+
+def _check_points(manifest: Manifest, graded: list[GradeCell], mfile: Path, mpath: str) -> None:
+    """The manifest's [points] must list exactly the graded cells, with their points (when it declares any)."""
     if not manifest.points:
         return
-    actual = {gid: p for pts in nb_points.values() for gid, p in pts.items()}
-    for gid, p in sorted(actual.items()):
-        if gid not in manifest.points:
-            raise ReleaseError("manifest", mpath, line_of(mfile, "[points]"), f"autograded cell {gid!r} ({p:g} points) "
-                                                                            "is missing from [points]")
-        if manifest.points[gid] != p:
-            raise ReleaseError("manifest", mpath, line_of(mfile, gid), f"[points] gives {gid!r} {manifest.points[gid]:g} "
-                                                                       f"points, the notebook {p:g}")
+    for c in graded:
+        where = f"cell {c.index} of {c.notebook}, line {c.line}"
+        if c.grade_id not in manifest.points:
+            raise ReleaseError("manifest", mpath, line_of(mfile, "[points]"),
+                               f"graded cell {c.grade_id!r} ({c.points:g} points, {where}) is missing from [points]; "
+                               f"fix: add `{c.grade_id} = {c.points:g}` under [points]")
+        if manifest.points[c.grade_id] != c.points:
+            raise ReleaseError("manifest", mpath, line_of(mfile, c.grade_id),
+                               f"[points] gives {c.grade_id!r} {manifest.points[c.grade_id]:g} points, the notebook "
+                               f"{c.points:g} ({where}); fix: make them equal")
+    ids = {c.grade_id for c in graded}
+    for gid, p in manifest.points.items():
+        if gid not in ids:
+            raise ReleaseError("manifest", mpath, line_of(mfile, gid),
+                               f"[points] gives {gid!r} {p:g} points, but no notebook has a graded cell with that "
+                               "grade_id; fix: remove the line, or correct the grade_id to the cell's")
 
+
+def _allow_list(mfile: Path, mpath: str) -> list[Allowed]:
+    """The manifest's `[release.allow]`: `"text students see on purpose" = "why"` (see autograder.leakgate)."""
+    import tomllib
+
+    data = tomllib.loads(mfile.read_text(encoding="utf-8"))  # load_manifest has parsed it once already
+    table = data.get("release", {})
+    allow = table.get("allow", {}) if isinstance(table, dict) else None
+    if not isinstance(allow, dict):
+        raise ReleaseError("manifest", mpath, line_of(mfile, "release"),
+                           '[release.allow] must be a table of `"text students see on purpose" = "why"` entries')
+    raw = mfile.read_text(encoding="utf-8").split("\n")
+    out = []
+    for text, reason in allow.items():
+        line = next((n for n, l in enumerate(raw, start=1) if _toml_key(l) == text), line_of(mfile, "[release.allow]"))
+        if not isinstance(reason, str) or not reason.strip():
+            raise ReleaseError("manifest", mpath, line, f"[release.allow] entry {text!r} needs its reason: "
+                                                        f'{json.dumps(text)} = "why students see it"')
+        if not any(t not in FILLER for t in fragment_tokens(text)):
+            raise ReleaseError("manifest", mpath, line, f"[release.allow] entry {text!r} holds no words or numbers")
+        out.append(Allowed(text=text, reason=reason, path=mpath, line=line))
+    return out
+
+
+def _toml_key(line: str) -> str | None:
+    import tomllib
+
+    try:
+        entry = tomllib.loads(line)
+    except tomllib.TOMLDecodeError:
+        return None
+    return next(iter(entry)) if len(entry) == 1 and isinstance(next(iter(entry.values())), str) else None
 
 # ---------------------------------------------------------------- staging: write the release
 
@@ -320,8 +557,48 @@ def open_course(plan: Plan, workdir: Path, exclude_overwriting: bool = True) -> 
     try:
         released = nc.generate_assignment(api, m.assignment)
     except nc.NbGraderError as exc:
-        raise ReleaseError("generate", f"source/{m.assignment}", 1, str(exc)) from None
+        raise _generate_error(plan, Path(workdir), str(exc)) from None
     return Course(Path(workdir), config, api), released
+
+
+def _generate_error(plan: Plan, workdir: Path, report: str) -> ReleaseError:
+    """nbgrader refused the source in a way the kit's own checks (gate `notebook`) do not know:
+    name the notebook (found by generating each one alone) and nbgrader's own error line,
+    never its traceback."""
+    from . import nbgrader_course as nc
+
+    lines = [l.strip() for l in report.split("\n")]
+    found = [n for n, l in enumerate(lines) if re.match(r"[\w.]*(Error|Exception|Exit)\b.*:", l)
+             and "NbGraderException" not in l]
+    if found:
+        n = found[-1]
+        parts, k = [lines[n]], n + 1
+        while k < len(lines) and lines[k] and not lines[k].startswith("[") and len(parts) < 4:
+            parts.append(lines[k])
+            k += 1
+        error = " ".join(parts)[:400]
+    else:
+        error = (lines[1] if len(lines) > 1 else report)[:300]
+    m = plan.manifest
+    culprit = None
+    for i, nb_name in enumerate(m.notebooks):
+        probe = workdir.parent / f"{workdir.name}-probe-{i}"
+        config = nc.build_config(probe, assignment=m.assignment, timeout=CELL_TIMEOUT)
+        src = nc.put_source(config, m.assignment, plan.source_dir, [nb_name])
+        nc.copy_tree(plan.root / "source", src, plan.package_files)
+        try:
+            nc.generate_assignment(nc.make_api(config), m.assignment)
+        except nc.NbGraderError:
+            culprit = nb_name
+            break
+        finally:
+            shutil.rmtree(probe, ignore_errors=True)
+    where = f"source/{m.assignment}/{culprit}" if culprit else f"source/{m.assignment}"
+    return ReleaseError("generate", where, 1,
+                        f"nbgrader's generate_assignment refused {'this notebook' if culprit else 'the assignment'}: "
+                        f"{error}. The kit's own checks of the notebooks do not know this case; compare the nbgrader "
+                        "metadata of its cells with cells the Create Assignment toolbar makes (View > Cell Toolbar > "
+                        "Create Assignment), and fix the cell nbgrader names above")
 
 
 def _reference_env(plan: Plan) -> dict[str, str]:
@@ -418,6 +695,181 @@ def self_grade(plan: Plan, course: Course, reference: Path, release: Path) -> di
     return results
 
 
+# ---------------------------------------------------------------- RELEASE_DIGEST: releases that cannot go stale
+
+#: The file of every release that says what built it (its format: `write_digest`).
+DIGEST_FILE = "RELEASE_DIGEST"
+#: Bumped when what a release is built from changes meaning (then every older release is stale).
+DIGEST_FORMAT = 1
+
+
+def release_inputs(assignment: str, root: Path = REPO_ROOT) -> dict[str, Path]:
+    """What a release of `assignment` is built from, by the name RELEASE_DIGEST gives it.
+
+    - ``source/<assignment>/manifest.toml`` and the notebooks it lists;
+    - every file of ``source/nnkit/`` (caches and hidden files aside): the reference
+      package, stripped or copied;
+    - ``datasets/fetch.py`` and ``datasets/embedded/``, shipped as they are;
+    - ``release_files/*`` (the kit's ``autograder/release_files/``: the student README
+      template, ``requirements.txt``, ``make_submission.py``).
+
+    Plus, as a line of its own, the nbgrader version (its generate_assignment writes the
+    notebooks). The kit's own code (the stripper, this module) is not an input: a change
+    there that changes the release is caught by CI's rebuild of the committed release.
+    Raises ManifestError when the manifest cannot be read.
+    """
+    root = Path(root).resolve()
+    m = load_manifest(assignment, root)
+    src = f"source/{assignment}"
+    names = [f"{src}/manifest.toml"] + [f"{src}/{nb}" for nb in m.notebooks]
+    if (root / "source" / "nnkit").is_dir():
+        names += ["source/nnkit/" + p for p in _tree(root / "source" / "nnkit")]
+    names.append("datasets/fetch.py")
+    if (root / "datasets" / "embedded").is_dir():
+        names += ["datasets/embedded/" + p for p in _tree(root / "datasets" / "embedded")]
+    out = {name: root / name for name in names}
+    out.update({f"release_files/{p}": RELEASE_FILES / p for p in _tree(RELEASE_FILES)})
+    return out
+
+
+def _sha256(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        return None
+
+
+def _builder() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"nbgrader {version('nbgrader')}"
+    except PackageNotFoundError:
+        return "nbgrader none"
+
+
+def input_hashes(assignment: str, root: Path = REPO_ROOT) -> dict[str, str | None]:
+    """sha256 of every input (`release_inputs`); None for a listed file that is missing."""
+    return {name: _sha256(path) for name, path in sorted(release_inputs(assignment, root).items())}
+
+
+def digest_text(assignment: str, inputs: dict[str, str | None], release: Path) -> str:
+    """The RELEASE_DIGEST of the staged release `release` built from `inputs`."""
+    out = [f"# What built this release; written by `python -m autograder release {assignment}`.\n",
+           "# `grade` checks it (autograder.release.release_freshness): the release is stale when an\n",
+           "# input below changed since, or a file of the release was edited. sha256, two spaces, path.\n",
+           f"format {DIGEST_FORMAT}\n", f"builder {_builder()}\n"]
+    out += [f"input {h or '-'}  {name}\n" for name, h in sorted(inputs.items())]
+    out += [f"file {_sha256(release / rel)}  {rel}\n" for rel in release_files(release) if rel != DIGEST_FILE]
+    return "".join(out)
+
+
+@dataclass
+class Digest:
+    format: int
+    builder: str
+    inputs: dict[str, str]
+    files: dict[str, str]
+
+
+def read_digest(path: Path) -> Digest:
+    """Parse a RELEASE_DIGEST; ValueError naming the line when it is not one."""
+    fmt, builder, inputs, files = None, None, {}, {}
+    for n, line in enumerate(Path(path).read_text(encoding="utf-8").split("\n"), start=1):
+        if not line or line.startswith("#"):
+            continue
+        kind, _, rest = line.partition(" ")
+        if kind == "format" and rest.isdigit():
+            fmt = int(rest)
+        elif kind == "builder":
+            builder = rest
+        elif kind in ("input", "file") and "  " in rest:
+            h, name = rest.split("  ", 1)
+            (inputs if kind == "input" else files)[name] = h
+        else:
+            raise ValueError(f"{path}:{n}: not a line of a release digest: {line[:80]!r}")
+    if fmt is None or builder is None:
+        raise ValueError(f"{path}: no `format` or `builder` line")
+    return Digest(fmt, builder, inputs, files)
+
+
+def _names(paths: list[str], limit: int = 6) -> str:
+    shown = ", ".join(paths[:limit])
+    return shown + (f" and {len(paths) - limit} more" if len(paths) > limit else "")
+
+
+def release_freshness(assignment: str, release_dir: Path, root: Path = REPO_ROOT) -> str | None:
+    """None when the release at `release_dir` is what the current `source/` would build;
+    else one paragraph saying what differs and the fix.
+
+    Nothing is built: the inputs (`release_inputs`) and the release's files are hashed
+    and compared with the release's RELEASE_DIGEST (a few milliseconds for fcnets).
+    """
+    root = Path(root).resolve()
+    release_dir = Path(release_dir)
+    try:
+        shown = release_dir.resolve().relative_to(root).as_posix()
+    except ValueError:
+        shown = str(release_dir)
+    default = (root / "assignments" / assignment).resolve() == release_dir.resolve()
+    command = f"python -m autograder release {assignment}" + ("" if default else f" --output {shown}")
+    fix = (f"Rebuild it with `{command}` (and commit it, if students get it from the repository); to grade "
+           "against this release on purpose, name it with `--release`.")
+    digest_path = release_dir / DIGEST_FILE
+    if not digest_path.is_file():
+        return (f"The release at {shown} has no {DIGEST_FILE}, so nothing says it matches source/{assignment}/: it "
+                f"was not built by `python -m autograder release` (or by a kit older than release digests). {fix}")
+    try:
+        recorded = read_digest(digest_path)
+    except (ValueError, UnicodeDecodeError) as exc:
+        return f"The release at {shown} has an unreadable {DIGEST_FILE} ({exc}). {fix}"
+    try:
+        current = input_hashes(assignment, root)
+    except ManifestError as exc:
+        return f"The release at {shown} cannot be checked against source/{assignment}/: {exc}. {fix}"
+    problems = []
+    if recorded.format != DIGEST_FORMAT:
+        problems.append(f"it was built by another release format ({recorded.format}, this kit writes {DIGEST_FORMAT})")
+    if recorded.builder != _builder():
+        problems.append(f"it was built with {recorded.builder}, this grader has {_builder()}")
+    changed = sorted(n for n in recorded.inputs.keys() & current.keys() if recorded.inputs[n] != (current[n] or "-"))
+    added = sorted(n for n in current.keys() - recorded.inputs.keys())
+    removed = sorted(n for n in recorded.inputs.keys() - current.keys())
+    if changed:
+        problems.append(f"{_names(changed)} changed since it was built")
+    if added:
+        problems.append(f"{_names(added)} {'is' if len(added) == 1 else 'are'} new")
+    if removed:
+        problems.append(f"{_names(removed)} {'is' if len(removed) == 1 else 'are'} gone")
+    if release_dir.is_dir():
+        present = [f for f in release_files(release_dir) if f != DIGEST_FILE and not _skip(tuple(f.split("/")))]
+    else:
+        present = []
+    edited = sorted(f for f in recorded.files if _sha256(release_dir / f) != recorded.files[f])
+    extra = sorted(set(present) - set(recorded.files))
+    if edited:
+        problems.append(f"{_names(edited)} of the release {'was' if len(edited) == 1 else 'were'} edited or "
+                        "removed after the build")
+    if extra:
+        problems.append(f"{_names(extra)} {'is' if len(extra) == 1 else 'are'} in the release but not from the build")
+    if not problems:
+        return None
+    return (f"The release at {shown} is stale: " + "; ".join(problems) + ". Grading with it would score students "
+            f"against other notebooks, thresholds or points than source/{assignment}/ says now. {fix}")
+
+
+def check_digest(release: Path) -> None:
+    """Gate `digest`: the staged release's files are exactly those its RELEASE_DIGEST lists."""
+    recorded = read_digest(release / DIGEST_FILE)
+    present = [f for f in release_files(release) if f != DIGEST_FILE]
+    for rel in present:
+        if recorded.files.get(rel) != _sha256(release / rel):
+            raise GateFailure("digest", rel, 1, f"changed after {DIGEST_FILE} was written (something wrote into the "
+                                                "staged release)")
+    for rel in sorted(set(recorded.files) - set(present)):
+        raise GateFailure("digest", rel, 1, f"listed in {DIGEST_FILE} but gone from the staged release")
+
+
 # ---------------------------------------------------------------- zip bundle and atomic swap
 
 def write_zip(release: Path, zip_path: Path, assignment: str) -> None:
@@ -507,6 +959,7 @@ def build_release(assignment: str, *, root: Path = REPO_ROOT, output: str | Path
     try:
         course, generated = open_course(plan, scratch / "course")
         stage(plan, staging, generated)
+        _write(staging / DIGEST_FILE, digest_text(assignment, plan.inputs, staging))
         lap("generate + stage")
         if tamper is not None:
             tamper(staging)
@@ -514,6 +967,8 @@ def build_release(assignment: str, *, root: Path = REPO_ROOT, output: str | Path
         _gate(lambda: check_allow_list(staging, plan.expected_files()))
         _gate(lambda: check_markers(staging))
         _gate(lambda: check_solution_lines(staging, plan.source_lines))
+        _gate(lambda: check_solution_fragments(staging, plan.fragments, plan.allowed,
+                                               f"source/{assignment}/manifest.toml"))
         _gate(lambda: check_outputs(staging, plan.manifest.notebooks))
         lap("static gates")
         _gate(lambda: check_stubs(staging, [p for p in plan.package_files if p.endswith(".py")], plan.stubs))
@@ -544,6 +999,7 @@ def build_release(assignment: str, *, root: Path = REPO_ROOT, output: str | Path
         # Nothing may have written into the staged release meanwhile.
         _gate(lambda: check_hidden_files(staging))
         _gate(lambda: check_allow_list(staging, plan.expected_files()))
+        _gate(lambda: check_digest(staging))
         if zip_path:
             write_zip(staging, Path(zip_path), assignment)
             lap("zip")

@@ -18,7 +18,8 @@ just above the region, code after the region such as `return out`) is kept byte 
 byte, including tabs, CRLF line endings and non-ASCII text.
 
 Errors (`StripError`, message starting with `file:line:`): a marker that is not
-exactly `### BEGIN SOLUTION` / `### END SOLUTION` on its own line, a marker inside a
+exactly `### BEGIN SOLUTION` / `### END SOLUTION` on its own line (a comment that looks
+like one, ``### BEGIN SOLUTON`` or ``## END SOLUTION``, is a typo: `marker_typo`), a marker inside a
 string or docstring, nested or unclosed regions, an END indented differently from
 its BEGIN, a region outside any function (its stub would raise on import), a source
 that does not compile, and a stubbed result that does not compile.
@@ -39,6 +40,63 @@ END = "### END SOLUTION"
 _MARKER_LIKE = re.compile(r"(BEGIN|END)\s+SOLUTION", re.IGNORECASE)
 
 STUB_MESSAGE = "{name}: not implemented yet, see the TODO above"
+
+#: The kit's markers (nbgrader's dialect), by kind: what `marker_typo` compares lines against.
+CANONICAL_MARKERS = {
+    "solution": (BEGIN, END),
+    "hidden tests": ("### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"),
+    "mark scheme": ("=== BEGIN MARK SCHEME ===", "=== END MARK SCHEME ==="),
+}
+_MARKER_WORDS = {"solution": ("SOLUTION",), "hidden tests": ("HIDDEN", "TESTS"), "mark scheme": ("MARK", "SCHEME")}
+#: A line that is nothing but marker-like words and comment/heading punctuation.
+_MARKERISH_LINE = re.compile(r"[\s#=*/<>!~_-]*(?:[A-Za-z]+[\s#=*/<>!~_-]*){2,4}")
+
+
+def _distance(a: str, b: str, limit: int) -> int:
+    """Levenshtein distance of a and b, or limit + 1 once it exceeds limit."""
+    if abs(len(a) - len(b)) > limit:
+        return limit + 1
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, start=1):
+        cur = [i]
+        for j, cb in enumerate(b, start=1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
+        if min(cur) > limit:
+            return limit + 1
+        prev = cur
+    return prev[-1]
+
+
+def marker_typo(line: str) -> str | None:
+    """The marker `line` was probably meant to be, when it looks like one but is not exactly one.
+
+    ``### BEGIN SOLUTON``, ``## BEGIN SOLUTION``, ``### begin solution``, ``###BEGIN SOLUTION``,
+    ``### END HIDDEN TEST`` and ``=== BEGIN MARKING SCHEME ===`` are typos; the exact markers
+    (`CANONICAL_MARKERS`) and ordinary lines are not. Only lines made of two to four words
+    and comment or heading punctuation are considered, so prose never matches.
+    """
+    text = line.strip()
+    if len(text) > 60 or not _MARKERISH_LINE.fullmatch(text):
+        return None
+    words = [w.upper() for w in re.findall(r"[A-Za-z]+", text)]
+    if len(words) < 2:
+        return None
+    first = words[0]
+    if _distance(first, "BEGIN", 1) <= 1 or first in ("START", "OPEN"):
+        which = 0
+    elif _distance(first, "END", 1) <= 1 and first not in ("AND", "EN") or first in ("STOP", "CLOSE"):
+        which = 1
+    else:
+        return None
+    for kind, wanted in _MARKER_WORDS.items():
+        rest = words[1:]
+        if len(rest) < len(wanted):
+            continue
+        if all(_distance(w, want, 2 if len(want) > 5 else 1) <= (2 if len(want) > 5 else 1)
+               for w, want in zip(rest, wanted)) and len(rest) <= len(wanted) + 1:
+            canonical = CANONICAL_MARKERS[kind][which]
+            return None if text == canonical else canonical
+    return None
 
 
 class StripError(ValueError):
@@ -121,6 +179,10 @@ def find_regions(text: str, path: str = "<string>") -> list[Region]:
     markers: list[tuple[int, str, str]] = []  # (row, BEGIN|END, indent)
     for row, line in enumerate(lines, start=1):
         if not _MARKER_LIKE.search(line):
+            meant = marker_typo(line) if row in comments else None
+            if meant in (BEGIN, END):
+                raise StripError(path, row, f"{line.strip()!r} looks like a solution marker but is not one; "
+                                            f"write exactly {meant!r}")
             continue
         if any(a <= row <= b for a, b in spans):
             raise StripError(path, row, "a solution marker inside a string or docstring; markers must be "

@@ -36,3 +36,32 @@ def line_containing(path: Path, needle: str) -> int:
         if needle in line:
             return n
     raise AssertionError(f"{needle!r} not in {path}")
+
+
+OLD_RELEASE = "an old release that must survive a failed build\n"
+
+
+def expect_failure(repo: Path, assignment: str = "mini", **kw):
+    """Build `assignment` of `repo` expecting a ReleaseError; check the old release is untouched
+    and no staging folder is left. Returns the error."""
+    import pytest
+
+    from autograder.release import ReleaseError, build_release
+
+    out = repo / "assignments" / assignment
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "OLD.txt").write_text(OLD_RELEASE)
+    with pytest.raises(ReleaseError) as info:
+        build_release(assignment, root=repo, output=out, **kw)
+    assert sorted(p.name for p in out.iterdir()) == ["OLD.txt"] and (out / "OLD.txt").read_text() == OLD_RELEASE
+    assert sorted(p.name for p in out.parent.iterdir()) == [assignment]
+    return info.value
+
+
+def assert_names(err, gate: str, path: str, line: int, *words: str) -> None:
+    """The error names `gate`, `path:line` first, then holds every one of `words`."""
+    text = str(err)
+    assert err.gate == gate and err.path == path and err.line == line, text
+    assert text.startswith(f"gate {gate} failed: {path}:{line}: "), text
+    for w in words:
+        assert w in text, text

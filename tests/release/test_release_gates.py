@@ -340,12 +340,4 @@ def test_without_exclude_overwriting_the_release_would_score_as_the_reference(tm
     assert info.value.gate == "self-grade" and "the untouched release scores 2.0/2 on test_add" in str(info.value)
 
 
-def test_nbgrader_refusing_the_source_stops_the_release(tmp_path):
-    repo = mini_repo(tmp_path)
-
-    def plant(nb):
-        # A mark scheme outside a task cell: nbgrader's generate_assignment refuses it.
-        nb["cells"][0]["source"] = "# Mini\n=== BEGIN MARK SCHEME ===\nfull marks for anything\n=== END MARK SCHEME ===\n"
-    edit_notebook(repo / "source/mini/01_ops.ipynb", plant)
-    err = fail(repo)
-    assert err.gate == "generate" and "Mark scheme region detected in a non-grade cell" in str(err), str(err)
+# What nbgrader itself refuses in a source notebook: tests/release/test_release_authoring.py.

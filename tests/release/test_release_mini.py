@@ -14,7 +14,7 @@ from autograder.release import RELEASE_FILES, build_release
 from .helpers import EXPECTED, MINI, mini_repo
 
 EXPECTED_FILES = sorted([
-    "01_ops.ipynb", "README.md", "make_submission.py", "manifest.toml", "requirements.txt",
+    "01_ops.ipynb", "README.md", "RELEASE_DIGEST", "make_submission.py", "manifest.toml", "requirements.txt",
     "datasets/fetch.py", "datasets/embedded/tiny.txt",
     "nnkit/__init__.py", "nnkit/helpers.py", "nnkit/ops.py", "nnkit/sub/__init__.py", "nnkit/sub/extra.py",
 ])
