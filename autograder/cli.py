@@ -45,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="regrade every submission (default: skip unchanged ones)")
     p.add_argument("--scheduler", default=None, help="a dask.distributed scheduler address (default: local workers)")
     p.add_argument("--release", default=None, help="grade against this release folder (e.g. an older one)")
+    p.add_argument("--timestamps", default=None,
+                   help="CSV student_id,submitted_at from the LMS, for the manifest's deadline (default: zip entry times)")
 
     p = sub.add_parser("feedback", help=VERBS["feedback"][2])
     p.add_argument("assignment")

@@ -30,6 +30,8 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from .deadline import apply_penalty
+
 #: The grader's own folder inside --out.
 STATE_DIR = ".nnkit"
 
@@ -183,6 +185,7 @@ def apply(out: Path, db_url: str, record: dict) -> dict:
         result["score"], result["max_score"] = write_gradebook(db_url, assignment, result)
     except Exception as exc:  # sqlite "database or disk is full", a server gone: stop, lose nothing
         raise CommitError(getattr(exc, "errno", None) or 0, f"the gradebook refused {sid}'s grades: {exc}") from exc
+    apply_penalty(result)
     if result["status"] == REJECTED:
         result["score"] = None  # nothing was graded: no number, so it cannot pass for a real 0
     staging = _state(out, "staging", record["staging"])
@@ -259,6 +262,7 @@ def class_results(out: Path, db_url: str, assignment: str) -> list[dict]:
         if got is not None:
             r["score"], r["max_score"], by_cell = got
             r["cells"] = [_with_final(c, by_cell.get((c["notebook"], c["grade_id"]))) for c in r.get("cells", [])]
+        apply_penalty(r)
         if r["status"] == REJECTED:
             r["score"] = None
         results.append(r)

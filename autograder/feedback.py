@@ -715,9 +715,13 @@ def render_notebooks(items: list[tuple[bytes, list[dict], str]], *, show_outputs
 def _assemble(title: str, cells: list[dict], grade_ids: list[str | None], fragments: dict[int, str],
               show_outputs: bool) -> str | FeedbackError:
     """The page: summary, each cell's sanitised HTML, a banner after each graded one; audited."""
+    # Rows of kind "notice" (the grader's, e.g. the late penalty) are said above the table.
+    notices = [r for r in cells if r.get("kind") == "notice"]
+    cells = [r for r in cells if r.get("kind") != "notice"]
     rows = {str(r.get("grade_id")): r for r in cells}
     found = {g for g in grade_ids if g in rows}
-    parts = [_summary(list(cells), found)]
+    parts = [f'<p class="nnkit-note">{html.escape(str(n.get("message", ""))[:1000])}</p>' for n in notices]
+    parts.append(_summary(list(cells), found))
     if not show_outputs:
         parts.append('<p class="nnkit-note">Outputs are withheld from this feedback page.</p>')
     for index, gid in enumerate(grade_ids):

@@ -501,7 +501,10 @@ def grade_submission(template: Template, settings: Settings, student_id: str, wo
     if missing_modules:
         flags.add("missing_files")
         reasons.append("not submitted, graded as the release stub: " + ", ".join(missing_modules))
-    (sub / "timestamp.txt").write_text("2000-01-01 00:00:00.000000 UTC\n", encoding="utf-8")
+    late = ingest_info.get("late")
+    # nbgrader keeps the hand-in time in the gradebook; unknown without a source (see autograder.deadline).
+    stamp = late["submitted_at"].replace("T", " ").replace("+00:00", "") if late else "2000-01-01 00:00:00.000000"
+    (sub / "timestamp.txt").write_text(stamp + " UTC\n", encoding="utf-8")
 
     repairs = []
     for nb in template.notebooks:
@@ -665,8 +668,16 @@ def grade_submission(template: Template, settings: Settings, student_id: str, wo
     if ingest_info["refused_files"]:
         flags.add("refused_files")
 
+    if late:
+        from .deadline import Lateness
+
+        late_text = Lateness(**late).describe()
+        reasons.append(late_text)
+        if late["late_seconds"] > 0:
+            flags.add("late")
     t0 = time.perf_counter()
-    pages = render_feedback(template, settings, executed, cells, stop_at, flags, reasons)
+    notices = [{"kind": "notice", "message": late_text}] if late else []
+    pages = render_feedback(template, settings, executed, cells + notices, stop_at, flags, reasons)
     timings["feedback"] = time.perf_counter() - t0
     shutil.rmtree(course, ignore_errors=True)
     import resource
@@ -674,6 +685,7 @@ def grade_submission(template: Template, settings: Settings, student_id: str, wo
     return {"student_id": student_id, "status": status, "flags": sorted(flags), "reasons": reasons,
             "timings": {k: round(v, 3) for k, v in timings.items()},
             "cells": cells, "repairs": repairs, "ignored_files": ingest_info["ignored"], "trusted": trusted,
+            "late": late,
             "feedback": sorted(pages), "seconds": round(time.perf_counter() - started, 3),
             "pages": pages, "executed": {stem: raw.decode("utf-8", "replace") for stem, raw in executed.items()},
             # ru_maxrss is KiB on Linux: the worker's peak over its whole life, this submission included.
@@ -715,7 +727,9 @@ def render_feedback(template: Template, settings: Settings, executed: dict[str, 
     groups = [g for g in groups if g]
     for k, group in enumerate(groups):
         left = stop_at - time.monotonic()
-        items = [(executed[nb[: -len(".ipynb")]], [c for c in cells if c["notebook"] == nb[: -len(".ipynb")]],
+        # A notice (the late penalty) is about the submission: every page says it.
+        items = [(executed[nb[: -len(".ipynb")]],
+                  [c for c in cells if c.get("kind") == "notice" or c["notebook"] == nb[: -len(".ipynb")]],
                   nb[: -len(".ipynb")]) for nb in group]
         if left < 2:
             rendered = [fb.FeedbackError("the submission's wall budget was used up before this page")] * len(group)
@@ -1119,7 +1133,7 @@ def _check_db_driver(db_url: str) -> None:
 def grade(assignment: str | Path, submissions: str | Path, out: str | Path, *, workers: int = 1,
           db: str | None = None, settings: Settings = Settings(), root: Path = REPO_ROOT,
           release_dir: str | Path | None = None, progress=None, force: bool = False,
-          scheduler: str | None = None, preflight: bool = True) -> list[dict]:
+          scheduler: str | None = None, preflight: bool = True, timestamps: str | Path | None = None) -> list[dict]:
     """Grade every submission in `submissions` into `out`; return the whole class's results.
 
     Each finished submission is committed at once (`autograder.commit`): a crash loses
@@ -1137,6 +1151,8 @@ def grade(assignment: str | Path, submissions: str | Path, out: str | Path, *, w
     ------
     GradeRunError : the run could not start or had to stop (what finished stays committed).
     RunLocked : another run holds `out` or the gradebook.
+
+    `timestamps` : the LMS export of hand-in times (`autograder.deadline`), for the manifest's late policy.
     """
     from . import commit as C
     from .runlock import RunLock
@@ -1147,6 +1163,9 @@ def grade(assignment: str | Path, submissions: str | Path, out: str | Path, *, w
     db_url = db or f"sqlite:///{out / 'gradebook.db'}"
     _check_db_driver(db_url)
     found = discover(submissions)
+    from .deadline import read_timestamps
+
+    stamps = read_timestamps(timestamps) if timestamps else {}
     with RunLock(out, db_url):
         _remove_stale_tmp()
         tmp = Path(tempfile.mkdtemp(prefix=f"{_TMP_PREFIX}{os.getpid()}-"))
@@ -1158,7 +1177,7 @@ def grade(assignment: str | Path, submissions: str | Path, out: str | Path, *, w
             register_assignment(a, db_url, tmp / "register")
             release_key = _inputs_digest(a)
             grader_key = C.grader_digest(_settings_digest(settings))
-            jobs = _jobs(a, found, out, tmp, settings, release_key, grader_key, force, progress, db_url)
+            jobs = _jobs(a, found, out, tmp, settings, release_key, grader_key, force, progress, db_url, stamps)
             if scheduler:
                 from .dask_cluster import run_on_cluster
 
@@ -1218,7 +1237,7 @@ class _LazyPool:
 
 
 def _jobs(a: Assignment, found, out: Path, tmp: Path, settings: Settings, release_key: str, grader_key: str,
-          force: bool, progress, db_url: str):
+          force: bool, progress, db_url: str, stamps: dict):
     """The submissions to grade, ingested one at a time as workers ask for them.
 
     Rejected ones (and duplicates) are committed here at once; unchanged ones since a
@@ -1245,14 +1264,28 @@ def _jobs(a: Assignment, found, out: Path, tmp: Path, settings: Settings, releas
             if progress:
                 progress(applied)
             continue
-        key = C.GradingKey(C.files_digest(workdir=got.workdir, names=got.files), release_key, grader_key)
+        late = _lateness(a, sid, path, stamps)
+        # The hand-in time is part of what was graded: a new time (a later upload) is a new grade.
+        key = C.GradingKey(C.files_digest(workdir=got.workdir, names=got.files) + (late or {}).get("submitted_at", ""),
+                           release_key, grader_key)
         if not force and C.committed_key(out, sid) == key.as_dict():
             shutil.rmtree(workdir, ignore_errors=True)
             if progress:
                 progress({**(C.load_record(out, sid) or {}).get("result", {"student_id": sid}), "skipped": True})
             continue
         yield {"student_id": sid, "workdir": str(got.workdir), "key": key.as_dict(),
-               "ingest": {"files": got.files, "refused_files": got.refused_files, "ignored": got.ignored}}
+               "ingest": {"files": got.files, "refused_files": got.refused_files, "ignored": got.ignored,
+                          "late": late}}
+
+
+def _lateness(a: Assignment, sid: str, path: Path, stamps: dict) -> dict | None:
+    """The submission against the manifest's deadline (None without one, or without any time source)."""
+    from .deadline import lateness, submission_time
+
+    if a.manifest.deadline is None:
+        return None
+    got = submission_time(sid, path, stamps)
+    return None if got is None else lateness(a.manifest.deadline, *got).as_dict()
 
 
 def _commit_result(out: Path, db_url: str, assignment: str, job: dict, result: dict, progress) -> None:
@@ -1286,7 +1319,7 @@ def _after_preflight(jobs, template: Template, settings: Settings, enabled: bool
 
 def grade_command(assignment: str, submissions: str, out: str, workers: int = 1, db: str | None = None,
                   unsafe_no_sandbox: bool = False, force: bool = False, scheduler: str | None = None,
-                  release: str | None = None) -> int:
+                  release: str | None = None, timestamps: str | None = None) -> int:
     """`python -m autograder grade <assignment> --submissions DIR --out DIR [--workers N] [--db URL]
     [--force] [--scheduler ADDRESS] [--release DIR]`."""
     from . import sandbox
@@ -1329,8 +1362,9 @@ def grade_command(assignment: str, submissions: str, out: str, workers: int = 1,
 
     try:
         results = grade(assignment, submissions, out, workers=workers, db=db, settings=settings,
-                        progress=progress, force=force, scheduler=scheduler, release_dir=release)
-    except (FileNotFoundError, ValueError, GradeRunError, RunLocked) as exc:
+                        progress=progress, force=force, scheduler=scheduler, release_dir=release,
+                        timestamps=timestamps)
+    except (FileNotFoundError, ValueError, GradeRunError, RunLocked, OSError) as exc:
         if bar is not None:
             bar.close()
         print(f"grade: {exc}", file=sys.stderr)
@@ -1424,7 +1458,13 @@ def feedback_command(assignment: str, out: str, db: str | None = None, unsafe_no
                     continue
                 flags, reasons = set(), []
                 stop_at = time.monotonic() + 120.0
-                pages = render_feedback(template, settings, executed, r["cells"], stop_at, flags, reasons)
+                notices = []
+                if r.get("late"):
+                    from .deadline import Lateness
+
+                    notices = [{"kind": "notice", "message": Lateness(**r["late"]).describe()
+                                + (f"; late penalty -{r['late_penalty']:g} points" if r.get("late_penalty") else "")}]
+                pages = render_feedback(template, settings, executed, r["cells"] + notices, stop_at, flags, reasons)
                 C.replace_feedback(folder, r["student_id"], pages)
                 written += 1
                 for why in reasons:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import REPO_ROOT
+from .deadline import Deadline, DeadlineError, parse_deadline
 
 
 #: A submission's grading budget when the manifest states none.
@@ -33,6 +34,8 @@ class Manifest:
     #: Wall seconds one submission may take in a grading worker, everything included
     #: (kernels, trusted checks, feedback): `[grading] wall_seconds`.
     wall_seconds: float = DEFAULT_WALL_SECONDS
+    #: `[deadline]`: the due date and the late policy (autograder.deadline), or None.
+    deadline: "Deadline | None" = None
     path: Path | None = None
 
     @property
@@ -89,6 +92,10 @@ def load_manifest(assignment: str | Path, root: Path = REPO_ROOT) -> Manifest:
     wall = data.get("grading", {}).get("wall_seconds", DEFAULT_WALL_SECONDS)
     if isinstance(wall, bool) or not isinstance(wall, (int, float)) or not 10 <= wall <= 24 * 3600:
         raise ManifestError(f"{path}: [grading] wall_seconds = {wall!r} must be a number of seconds in [10, 86400]")
+    try:
+        deadline = parse_deadline(data.get("deadline"), str(path))
+    except DeadlineError as exc:
+        raise ManifestError(str(exc)) from None
     datasets = _strings(data, "datasets", path)
     unknown = set(thresholds) - set(datasets)
     if unknown:
@@ -103,5 +110,6 @@ def load_manifest(assignment: str | Path, root: Path = REPO_ROOT) -> Manifest:
         thresholds={d: {k: float(v) for k, v in c.items()} for d, c in thresholds.items()},
         points={k: float(v) for k, v in points.items()},
         wall_seconds=float(wall),
+        deadline=deadline,
         path=path,
     )

@@ -1,6 +1,7 @@
 """What `grade` writes into `--out`: grade tables, Gradescope results, feedback pages.
 
-- `grades.csv`: `student_id,status,score,max_score,flags` (flags joined with `;`).
+- `grades.csv`: `student_id,status,score,max_score,late_penalty,flags` (flags joined with `;`;
+  `score` is the gradebook's score less the late penalty, `autograder.deadline`).
 - `grades_by_check.csv`: `student_id,status` and one column per grade_id (empty when
   the cell was not graded, e.g. a rejected submission or an unmarked written answer).
 - `results/<student_id>.json`: Gradescope's autograder results format (`score`,
@@ -81,10 +82,10 @@ def write_grades_csv(path: Path, results: list[dict]) -> None:
     """`grades.csv`: one row per result, every cell neutralised (written whole or not at all)."""
     f = io.StringIO(newline="")
     w = csv.writer(f)
-    _writerow(w, ["student_id", "status", "score", "max_score", "flags"])
+    _writerow(w, ["student_id", "status", "score", "max_score", "late_penalty", "flags"])
     for r in results:
         _writerow(w, [output_id(r["student_id"]), r["status"], _fmt(r.get("score")), _fmt(r.get("max_score")),
-                      ";".join(r.get("flags", []))])
+                      _fmt(r.get("late_penalty") or 0.0), ";".join(r.get("flags", []))])
     write_atomic(Path(path).parent, Path(path).name, f.getvalue())
 
 
@@ -114,7 +115,8 @@ def gradescope_results(r: dict) -> dict:
             "output": (c.get("status", "") + (": " + c["message"] if c.get("message") else "")).strip(),
             "visibility": "visible",
         })
-    summary = [f"status: {r['status']}"] + list(r.get("reasons", []))
+    summary = [f"status: {r['status']}"] + (
+        [f"late penalty: -{r['late_penalty']:g} points"] if r.get("late_penalty") else []) + list(r.get("reasons", []))
     return {
         "score": float(r.get("score") or 0.0),
         "output": "\n".join(summary),

@@ -119,7 +119,7 @@ def test_grades_csv_by_check_and_gradescope_results(graded):
     out, res = graded["out"], graded["results"]
     rows = list(csv.DictReader(open(out / "grades.csv")))
     assert [r["student_id"] for r in rows] == sorted(CORPUS)
-    assert set(rows[0]) == {"student_id", "status", "score", "max_score", "flags"}
+    assert set(rows[0]) == {"student_id", "status", "score", "max_score", "late_penalty", "flags"}
     by_sid = {r["student_id"]: r for r in rows}
     assert by_sid["good"]["score"] == "6" and by_sid["good"]["max_score"] == "7" and by_sid["good"]["status"] == "graded"
     # A rejected submission is never a silent 0: no score, status and flag say why.

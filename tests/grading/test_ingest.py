@@ -232,7 +232,7 @@ def test_hostile_names_leave_grades_csv_intact_with_one_row_per_submission(tmp_p
     assert "\x1b" not in text and "\u202e" not in text and "FAKE,graded" not in text
     with open(out / "grades.csv", newline="", encoding="utf-8") as f:
         rows = list(csv.reader(f))
-    assert rows[0] == ["student_id", "status", "score", "max_score", "flags"]
+    assert rows[0] == ["student_id", "status", "score", "max_score", "late_penalty", "flags"]
     assert len(rows) == 1 + count and len(text.splitlines()) == 1 + count
     for row in rows[1:]:
         assert STUDENT_ID.match(row[0])
