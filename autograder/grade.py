@@ -1158,6 +1158,8 @@ def grade(assignment: str | Path, submissions: str | Path, out: str | Path, *, w
     from .runlock import RunLock
 
     a = locate(assignment, root, release_dir)
+    if release_dir is None:
+        _refuse_stale_release(a, root)
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     db_url = db or f"sqlite:///{out / 'gradebook.db'}"
@@ -1201,6 +1203,20 @@ def grade(assignment: str | Path, submissions: str | Path, out: str | Path, *, w
             if pool is not None:
                 pool.close()
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _refuse_stale_release(a: Assignment, root: Path) -> None:
+    """The repository's own release must be what its `source/` builds now (a threshold edited
+    without a rebuild once took 4 points from 7 students whose feedback said 4/4). An older
+    release is graded only when named with `--release`."""
+    from .release import release_freshness
+
+    own = Path(root).resolve() / "source" / a.name / "manifest.toml"
+    if a.manifest.path is None or Path(a.manifest.path).resolve() != own:
+        return  # an assignment given by its manifest path, outside the repository's layout
+    stale = release_freshness(a.name, a.release_dir, root)
+    if stale:
+        raise GradeRunError(f"refusing to grade against a stale release: {stale}")
 
 
 class _LazyPool:

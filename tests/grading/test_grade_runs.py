@@ -106,3 +106,24 @@ def test_a_submission_past_its_wall_budget_is_partial_and_the_class_goes_on(tmp_
     assert sleepy["seconds"] < 25.0 + 15, sleepy["seconds"]  # the budget, plus grader work outside it
     assert honest["status"] == "graded" and honest["score"] == 6.0
     assert elapsed < 2 * 25.0 + 60
+
+
+def test_a_stale_release_is_refused_unless_named_on_purpose(tmp_path, monkeypatch):
+    """`grade` checks the repository's release against its source first (autograder.release.release_freshness)."""
+    from autograder import release
+
+    calls = []
+
+    def stale(assignment, release_dir, root=None):
+        calls.append(assignment)
+        return "source/fcnets/manifest.toml changed since the release was built. Rebuild it."
+
+    monkeypatch.setattr(release, "release_freshness", stale)
+    (tmp_path / "subs").mkdir()
+    with pytest.raises(G.GradeRunError, match="stale release: source/fcnets/manifest.toml changed"):
+        G.grade("fcnets", tmp_path / "subs", tmp_path / "out", settings=SETTINGS)
+    assert calls == ["fcnets"] and not (tmp_path / "out").exists()
+    # Named with --release (an older release students started from): no freshness check.
+    G.grade("fcnets", tmp_path / "subs", tmp_path / "out", settings=SETTINGS,
+            release_dir=G.REPO_ROOT / "assignments" / "fcnets")
+    assert calls == ["fcnets"]
