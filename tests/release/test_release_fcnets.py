@@ -15,7 +15,7 @@ from autograder import REPO_ROOT
 from autograder.cli import main
 from autograder.leakgate import release_files
 from autograder.manifest import load_manifest
-from autograder.release import build_release
+from autograder.release import build_release, release_freshness
 
 COMMITTED = REPO_ROOT / "assignments" / "fcnets"
 
@@ -37,6 +37,8 @@ def test_committed_release_is_fresh_and_passes_every_gate(tmp_path):
         + "\n".join(difflib.unified_diff(committed_files, report.files, "committed", "fresh", lineterm="")))
     stale = [f for f in report.files if (COMMITTED / f).read_bytes() != (fresh / f).read_bytes()]
     assert not stale, f"stale files in assignments/fcnets/ (regenerate with `python -m autograder release fcnets`): {stale}"
+    # What `grade` asks before grading: the committed release's digest matches source/.
+    assert release_freshness("fcnets", COMMITTED) is None
     # The self-grade ran: full marks for the reference, zero for the release, on every autograded cell.
     assert report.scores["reference"] and set(report.scores["reference"]) == set(report.scores["release"])
     assert all(score == top for score, top, _ in report.scores["reference"].values())
