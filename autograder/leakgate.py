@@ -65,6 +65,12 @@ formula the docstring states) is allowed by its text in the manifest, with the r
 An allowed text suppresses the fingerprints that lie wholly inside an occurrence of
 it (compared as tokens); an entry that suppresses nothing stops the release, so the
 list cannot go stale. The table is never copied into the release's manifest.
+
+Measured on fcnets (2026-11): 452 fingerprints; its release holds 8 copies of 4 texts,
+all on purpose (provided code sharing a statement with a solution, the L2 gradient and
+the reshape idiom the docstrings state): 4 allow entries. Hidden-test regions are not
+fingerprinted this way (they restate the visible checks with other inputs: 6 more texts
+overlap); the whole-line gate covers them, and they never reach a student's kernel.
 """
 from __future__ import annotations
 
@@ -160,10 +166,6 @@ MIN_PROSE_TOKENS = 12
 def fragment_tokens(text: str) -> list[str]:
     """`text` as the fragment rule's tokens (whitespace, backticks and ``#`` dropped, ``'`` read as ``"``)."""
     return ['"' if t == "'" else t for t in _FRAG_TOKEN.findall(text) if t not in _DROPPED]
-
-
-def content_count(tokens: Iterable[str]) -> int:
-    return sum(t not in FILLER for t in tokens)
 
 
 def show_tokens(tokens: Iterable[str]) -> str:

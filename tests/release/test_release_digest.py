@@ -3,7 +3,6 @@ and of its own files), and `release_freshness` compares it with the current sour
 building anything."""
 import shutil
 import time
-from pathlib import Path
 
 import pytest
 

@@ -6,7 +6,6 @@ ordinary code is no fragment; what students see on purpose is allowed by name.
 Every plant here is one the whole-line gate (`solution-lines`) lets through: the copy also
 occurs outside the regions in the source, or sits inside a longer line.
 """
-import json
 import shutil
 import tomllib
 from pathlib import Path
