@@ -3,7 +3,7 @@ import textwrap
 
 import pytest
 
-from autograder.strip import StripError, find_regions, strip_source
+from autograder.strip import StripError, find_regions, strip_source, marker_typo
 
 B, E = "### BEGIN SOLUTION", "### END SOLUTION"
 
@@ -190,3 +190,24 @@ def test_marker_words_in_an_ordinary_comment_are_an_error_not_silently_kept():
     text = "def f():\n    # the end solution is below\n    return 1\n"
     with pytest.raises(StripError, match=r":2: malformed solution marker"):
         strip_source(text, "prose.py")
+
+
+@pytest.mark.parametrize("line, meant", [
+    ("### BEGIN SOLUTON", "### BEGIN SOLUTION"), ("## END SOLUTION", "### END SOLUTION"),
+    ("    ### begin solution", "### BEGIN SOLUTION"), ("###BEGIN SOLUTION", "### BEGIN SOLUTION"),
+    ("# BEGIN_SOLUTION", "### BEGIN SOLUTION"), ("### END SOLUTIONS", "### END SOLUTION"),
+    ("### END HIDDEN TEST", "### END HIDDEN TESTS"), ("### BEGN HIDDEN TESTS", "### BEGIN HIDDEN TESTS"),
+    ("### BEGIN SOLUTION", None), ("### END HIDDEN TESTS", None), ("=== BEGIN MARK SCHEME ===", None),
+    ("# TODO: the whole body is yours.", None), ("# and the solution follows", None),
+    ("We begin the solution with the forward pass.", None), ("return begin + end", None),
+])
+def test_marker_typos(line, meant):
+    assert marker_typo(line) == meant
+
+
+def test_a_misspelt_marker_comment_stops_the_stripper():
+    src = "def f(x):\n    ### BEGIN SOLUTON\n    return x\n    ### END SOLUTION\n"
+    with pytest.raises(StripError) as info:
+        strip_source(src, "m.py")
+    assert str(info.value) == ("m.py:2: '### BEGIN SOLUTON' looks like a solution marker but is not one; "
+                               "write exactly '### BEGIN SOLUTION'")
