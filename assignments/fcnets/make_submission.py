@@ -2,12 +2,15 @@
 
     python make_submission.py            # writes submission.zip
     python make_submission.py --check    # first runs the public checks of the notebooks once
+    python make_submission.py --check --dataset cifar10   # ... on that dataset, whatever the notebooks chose
     python make_submission.py --out my_id.zip
 
 The graded files are listed in `manifest.toml`: the notebooks, the nnkit modules you
 edit (`student_modules`) and the models your notebooks save (`saved_models`).
 Datasets, caches, checkpoints and every other file are left out; the script prints
-what it included and what it left out. Standard library only (works in Colab).
+what it included and what it left out, and what still looks unfinished: functions that
+still raise the release's NotImplementedError stub, written answers not given yet, and
+notebooks saved with an error in a cell. Standard library only (works in Colab).
 """
 from __future__ import annotations
 
@@ -26,6 +29,12 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # fixed entry times: the same files give the same zip
 NEVER = ("datasets", "__pycache__", ".ipynb_checkpoints")
+#: The message of the release's stubs (the kit's strip tool); other NotImplementedErrors are by design,
+#: e.g. an abstract method that its subclasses override.
+STUB_TEXT = "not implemented yet"
+#: What nbgrader leaves in a written answer (a markdown solution cell) of the release.
+UNANSWERED = {"", "YOUR ANSWER HERE"}
+DATASET_LINE = re.compile(r"dataset '([A-Za-z0-9_]+)'(?: \(([^)]*)\))?")
 
 
 def read_manifest(folder: Path) -> dict:
@@ -50,8 +59,20 @@ def graded_files(manifest: dict) -> list[str]:
     return list(manifest.get("notebooks", [])) + list(manifest.get("student_modules", [])) + list(manifest.get("saved_models", []))
 
 
+def _is_stub_raise(stmt) -> bool:
+    """`raise NotImplementedError("<name>: not implemented yet, ...")`, the release's stub."""
+    if not isinstance(stmt, ast.Raise) or stmt.exc is None:
+        return False
+    exc = stmt.exc.func if isinstance(stmt.exc, ast.Call) else stmt.exc
+    if not (isinstance(exc, ast.Name) and exc.id == "NotImplementedError"):
+        return False
+    args = stmt.exc.args if isinstance(stmt.exc, ast.Call) else []
+    return any(isinstance(a, ast.Constant) and isinstance(a.value, str) and STUB_TEXT in a.value for a in args)
+
+
 def still_stubbed(path: Path) -> list[str]:
-    """Functions of a module whose body still raises NotImplementedError."""
+    """Functions of a module whose body still raises the release's NotImplementedError stub
+    (a NotImplementedError with another message, such as an abstract method's, is by design)."""
     try:
         tree = ast.parse(path.read_text(encoding="utf-8"))
     except (SyntaxError, UnicodeDecodeError) as exc:
@@ -61,17 +82,53 @@ def still_stubbed(path: Path) -> list[str]:
     def visit(node, prefix):
         for child in ast.iter_child_nodes(node):
             if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                for stmt in ast.walk(child):
-                    if isinstance(stmt, ast.Raise) and stmt.exc is not None:
-                        exc = stmt.exc.func if isinstance(stmt.exc, ast.Call) else stmt.exc
-                        if isinstance(exc, ast.Name) and exc.id == "NotImplementedError":
-                            names.append(prefix + child.name)
-                            break
+                if any(_is_stub_raise(stmt) for stmt in ast.walk(child)):
+                    names.append(prefix + child.name)
                 visit(child, prefix + child.name + ".")
             elif isinstance(child, ast.ClassDef):
                 visit(child, prefix + child.name + ".")
     visit(tree, "")
     return names
+
+
+def _source(cell) -> str:
+    src = cell.get("source", "")
+    return "".join(src) if isinstance(src, list) else str(src)
+
+
+def notebook_problems(folder: Path, notebooks: list[str]) -> list[str]:
+    """Lines naming what a notebook still lacks, read from the saved files (nothing is run):
+    written answers not given, solution cells still raising NotImplementedError, cells saved
+    with an error."""
+    lines = []
+    for name in notebooks:
+        path = folder / name
+        if not path.is_file():
+            continue
+        try:
+            nb = json.loads(path.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as exc:
+            lines.append(f"  {name}: not a readable notebook ({exc})")
+            continue
+        for cell in nb.get("cells", []):
+            meta = cell.get("metadata", {}).get("nbgrader", {})
+            gid = meta.get("grade_id") or cell.get("id") or "?"
+            src = _source(cell).strip()
+            if meta.get("solution") and cell.get("cell_type") == "markdown" and meta.get("grade"):
+                if src in UNANSWERED:
+                    lines.append(f"  {name} {gid}: written answer not given yet")
+            elif meta.get("solution") and cell.get("cell_type") == "code" and "raise NotImplementedError()" in src:
+                lines.append(f"  {name} {gid}: still `raise NotImplementedError()` (your code goes there)")
+            errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+            if errors:
+                e = errors[0]
+                lines.append(f"  {name} {gid}: saved with an error: {e.get('ename')}: {_short(e.get('evalue'))}")
+    return lines
+
+
+def _short(text, limit=300) -> str:
+    text = " ".join(str(text or "").split())
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def left_out(folder: Path, included: set[str], out: Path) -> list[str]:
@@ -110,8 +167,12 @@ def write_zip(folder: Path, files: list[str], out: Path) -> None:
     os.replace(tmp, out)
 
 
-def run_checks(folder: Path, notebooks: list[str]) -> int:
-    """Run each notebook once in a scratch copy and report its check cells; returns #failures."""
+def run_checks(folder: Path, notebooks: list[str], dataset: str | None = None) -> int:
+    """Run each notebook once in a scratch copy and report its check cells; returns #failures.
+
+    A cell that is not a check but fails (loading the data, say) is reported as the cause of
+    the checks that fail after it. The dataset each notebook used is read from its setup cell.
+    """
     try:
         import nbclient
         import nbformat
@@ -119,12 +180,14 @@ def run_checks(folder: Path, notebooks: list[str]) -> int:
         print("The public checks need Jupyter's nbclient (pip install nbclient ipykernel). Without it:\n"
               "open each notebook, choose Run All, and make sure every check cell finishes without an error.")
         return 0
-    failures = 0
+    failures, used = 0, {}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp) / "work"
         shutil.copytree(folder, work, ignore=shutil.ignore_patterns(*NEVER, ".*", "*.zip"))
         env_before = dict(os.environ)
         os.environ.setdefault("NNKIT_DATA_DIR", str(folder / "datasets"))
+        if dataset:
+            os.environ["NNKIT_DATASET"] = dataset
         # As nbgrader's validate does: expensive cells may skip themselves.
         os.environ["NBGRADER_EXECUTION"] = "validate"
         try:
@@ -143,19 +206,40 @@ def run_checks(folder: Path, notebooks: list[str]) -> int:
                     print(f"  {name}: the notebook stopped: {type(exc).__name__}: {exc}")
                     failures += 1
                     continue
+                cause = None  # the first cell that is not a check and failed
                 for cell in nb.cells:
-                    meta = cell.get("metadata", {}).get("nbgrader", {})
-                    if cell.cell_type != "code" or not meta.get("grade"):
+                    if cell.cell_type != "code":
                         continue
+                    meta = cell.get("metadata", {}).get("nbgrader", {})
+                    gid = meta.get("grade_id") or cell.get("id") or "?"
+                    text = "".join(o.get("text", "") for o in cell.get("outputs", []) if o.get("output_type") == "stream")
+                    found = DATASET_LINE.search(text) if gid == "setup" else None
+                    if found:
+                        used[name] = (found.group(1), found.group(2))
                     errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+                    if not meta.get("grade"):
+                        if errors and cause is None:
+                            cause = (gid, errors[0])
+                            print(f"  ERROR {name} {gid} (not a check; the checks after it need it): "
+                                  f"{errors[0].get('ename')}: {_short(errors[0].get('evalue'), 800)}")
+                        continue
                     if errors:
                         failures += 1
-                        print(f"  FAIL {name} {meta.get('grade_id')}: {errors[0].get('ename')}: {errors[0].get('evalue')}")
+                        line = f"  FAIL {name} {gid}: {errors[0].get('ename')}: {_short(errors[0].get('evalue'))}"
+                        if cause is not None:
+                            line += f"  (after the error in {cause[0]} above: fix that first)"
+                        print(line)
                     else:
-                        print(f"  ok   {name} {meta.get('grade_id')}")
+                        print(f"  ok   {name} {gid}")
         finally:
             os.environ.clear()
             os.environ.update(env_before)
+    if used:
+        names = sorted({d for d, _ in used.values()})
+        why = sorted({w for _, w in used.values() if w})
+        print(f"The checks ran on the dataset {' and '.join(repr(n) for n in names)}"
+              + (f" ({'; '.join(why)})" if why else "") + ". The grader evaluates your saved models on "
+              "its own dataset (CIFAR-10 unless your course says otherwise).")
     return failures
 
 
@@ -163,6 +247,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="submission.zip", help="the zip to write (default: submission.zip)")
     parser.add_argument("--check", action="store_true", help="run the public checks of the notebooks once first")
+    parser.add_argument("--dataset", default=None,
+                        help="with --check: the dataset to run them on (default: what each notebook chose)")
     parser.add_argument("--folder", default=str(HERE), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     folder = Path(args.folder).resolve()
@@ -174,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.check:
         print("Running the public checks once (this executes every notebook):")
-        failed = run_checks(folder, list(manifest.get("notebooks", [])))
+        failed = run_checks(folder, list(manifest.get("notebooks", [])), args.dataset)
         print(f"{failed} check(s) failed." if failed else "Every public check passed.")
     else:
         print("(Run `python make_submission.py --check` to run the public checks first.)")
@@ -196,6 +282,10 @@ def main(argv: list[str] | None = None) -> int:
         print("\nStill raising NotImplementedError (not implemented yet):")
         for m, names in stubs.items():
             print(f"  {m}: {', '.join(names)}")
+    todo = notebook_problems(folder, list(manifest.get("notebooks", [])))
+    if todo:
+        print("\nIn the notebooks as saved:")
+        print("\n".join(todo))
     print("\nLeft out (never submitted):")
     print("\n".join(left_out(folder, set(included), out)) or "  nothing")
     return 0

@@ -95,7 +95,8 @@ def dataset_name() -> str:
 def _check_name(name: str) -> str:
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}: choose one of {', '.join(DATASETS)} "
-                         "(argument `name` or env NNKIT_DATASET)")
+                         "(DATASET in a notebook's first cell, the environment variable NNKIT_DATASET, "
+                         "or the argument `name`)")
     return name
 
 
@@ -123,10 +124,13 @@ def dataset_dir(root: str | os.PathLike | None = None) -> Path:
 
 def _fetch_hint(name: str, folder: Path) -> str:
     where = folder.resolve().parent if folder.name == "datasets" else folder
-    return (f"run `python datasets/fetch.py {name}` in {where} (it downloads, checks and "
-            f"unpacks the files into {folder}); datasets/README.md says how to do it by hand. "
-            "To try the kit without downloading anything, use the embedded dataset "
-            "(NNKIT_DATASET=embedded or load_dataset('embedded')).")
+    return (f"download it once: run `python datasets/fetch.py {name}` in a terminal in {where} "
+            f"(in a notebook there: `!python datasets/fetch.py {name}`); it downloads, checks and "
+            f"unpacks the files into {folder}, and when the download fails it says how to get "
+            "them by hand. To work offline meanwhile, choose the small embedded dataset that "
+            'comes with the assignment: DATASET = "embedded" in the first cell of each notebook '
+            "(or the environment variable NNKIT_DATASET=embedded), then run the notebook from "
+            "the top again. The accuracy thresholds are those of the dataset in use.")
 
 
 # ---------------------------------------------------------------------------
@@ -393,9 +397,9 @@ def load_embedded(root=None) -> tuple[np.ndarray, np.ndarray]:
     path = dataset_dir(root) / EMBEDDED_FILE
     if not path.is_file():
         raise DatasetNotFoundError(
-            f"the embedded dataset {path} is missing: it is part of the kit (datasets/embedded/); "
-            "restore it from the kit, or rebuild it with `python datasets/make_embedded.py` "
-            "(needs scikit-learn)")
+            f"the embedded dataset {path} is missing: it comes with the assignment "
+            f"({EMBEDDED_FILE.as_posix()} in its datasets/ folder); copy it back from the "
+            "assignment's zip or repository")
     with np.load(path, allow_pickle=False) as z:
         images, labels = z["images"], z["labels"].astype(np.int64)
     if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (8, 8) \

@@ -30,7 +30,10 @@ Which trial parameters go where (the rule every search uses, ``split_params``):
 Trials run quietly (``verbose=False, progress=False``) unless solver_kwargs
 says otherwise. With ``seed`` given and no ``seed`` in solver_kwargs, every
 trial's Solver gets that same seed: all trials see the same minibatches, so
-their differences come from the hyperparameters.
+their differences come from the hyperparameters. With ``seed`` given, numpy's
+global generator is also seeded with it right before every ``build_model``
+call, so a model that draws its initial weights from it (``TwoLayerNet``)
+starts the same in every run: the same seed repeats the whole search.
 
 Sampling specs (``random_search``, ``coarse_to_fine``):
 
@@ -326,6 +329,8 @@ class _Runner:
         if self.seed is not None and "seed" not in kwargs:
             kwargs["seed"] = self.seed
 
+        if self.seed is not None:
+            np.random.seed(self.seed)  # the initial weights of models drawn from the global generator
         model = self.build_model(**model_kwargs)
         start = time.perf_counter()
         # Diverging trials are expected in a search: no warnings, a nan loss instead.
@@ -436,7 +441,8 @@ def random_search(build_model, data, param_space, num_trials, seed=None, solver_
         "hidden_dim": [50, 100]}`` (see the module docstring).
     num_trials : int
     seed : int or None
-        Seeds the sampling, and the Solver of every trial (unless
+        Seeds the sampling, numpy's global generator before each
+        ``build_model`` call, and the Solver of every trial (unless
         solver_kwargs has a seed): the same seed repeats the search.
     solver_kwargs : dict or None
         Solver settings shared by all trials.

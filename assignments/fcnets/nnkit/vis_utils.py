@@ -5,13 +5,17 @@ the end of the cell, and return it. Assign the result (``fig = plot_curves(...)`
 when it is the last line of a cell, or Jupyter shows the figure twice.
 They never call ``plt.show()``. Matplotlib is imported on first use, so
 ``visualize_grid`` works without it.
+
+``use_notebook_progress_bars()`` (called by the notebooks' setup cell) makes the
+widget progress bars of ``tqdm.auto`` turn into a line of text when they finish.
 """
 
 from math import ceil, sqrt
 
 import numpy as np
 
-__all__ = ["visualize_grid", "plot_curves", "show_net_weights", "plot_image_grid"]
+__all__ = ["visualize_grid", "plot_curves", "show_net_weights", "plot_image_grid",
+           "use_notebook_progress_bars"]
 
 
 def visualize_grid(Xs, ubound=255.0, padding=1):
@@ -214,3 +218,66 @@ def plot_image_grid(images, labels, class_names, predictions=None, ncols=8,
                          color="red" if pred != int(labels[i]) else "black")
     fig.tight_layout()
     return fig
+
+
+def use_notebook_progress_bars():
+    """Make ``tqdm.auto``'s widget bars end as a line of text in the notebook.
+
+    A widget bar lives in the kernel: in a notebook saved and opened again it
+    shows "Error displaying widget: model not found". With this, every bar made
+    through ``tqdm.auto`` afterwards (the Solver's, the searches', the feature
+    extraction's, yours) is a widget while it runs and, once closed, is replaced
+    in the notebook by its last text line (``Training: 100%|####| 70/70 ...``).
+
+    Returns
+    -------
+    bool
+        True when ``tqdm.auto`` makes notebook bars (it is then patched, once);
+        False elsewhere (a terminal, no ipywidgets), where nothing changes.
+    """
+    try:
+        import tqdm.auto
+        from IPython.display import Pretty, display
+        from tqdm.notebook import tqdm as notebook_tqdm
+    except ImportError:
+        return False
+    base = tqdm.auto.tqdm
+    if getattr(base, "_nnkit_text_when_done", False):
+        return True
+    if not (isinstance(base, type) and issubclass(base, notebook_tqdm)):
+        return False
+
+    class tqdm_notebook_text(base):
+        """A ``tqdm.auto`` notebook bar that leaves its text behind when closed."""
+
+        _nnkit_text_when_done = True
+
+        def __init__(self, *args, **kwargs):
+            show = kwargs.pop("display", True)
+            self._nnkit_handle = None
+            super().__init__(*args, display=False, **kwargs)
+            container = getattr(self, "container", None)
+            if show and container is not None and not self.disable:
+                self._nnkit_handle = display(container, display_id=True)
+                self.displayed = True
+
+        def close(self):
+            was_open = not self.disable
+            super().close()
+            handle, self._nnkit_handle = self._nnkit_handle, None
+            if was_open and handle is not None:
+                try:
+                    line = str(self) if self.leave else ""
+                except Exception:  # a bar that cannot format itself: leave the widget
+                    return
+                handle.update(Pretty(line))
+
+    tqdm_notebook_text.__name__ = base.__name__
+    tqdm.auto.tqdm = tqdm_notebook_text
+    try:
+        import tqdm.autonotebook
+
+        tqdm.autonotebook.tqdm = tqdm_notebook_text
+    except ImportError:
+        pass
+    return True

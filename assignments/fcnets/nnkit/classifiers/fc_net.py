@@ -6,7 +6,10 @@ Both models follow the contract of ``nnkit.solver.Solver``:
   (``Wi`` of shape ``(d_in, d_out)``, ``bi`` of shape ``(d_out,)``);
 - ``model.loss(X)`` -> scores ``(N, C)``;
 - ``model.loss(X, y)`` -> ``(loss, grads)``, ``grads`` with the keys, shapes and
-  dtypes of ``params``.
+  dtypes of ``params``;
+- ``model.loss(X, y, grads=False)`` -> ``loss`` alone, without the backward pass
+  (numeric gradient checks call the loss hundreds of times and need no gradients:
+  this costs about a third of a full call).
 
 The L2 regularization is ``0.5 * reg * sum(W**2)`` over every weight matrix,
 the last layer's too, and none of the biases; its gradient is ``reg * W``.
@@ -79,7 +82,7 @@ class TwoLayerNet:
             "reg": float(self.reg),
         }
 
-    def loss(self, X, y=None):
+    def loss(self, X, y=None, *, grads=True):
         """Scores, or loss and gradients, for a minibatch.
 
         Parameters
@@ -88,6 +91,9 @@ class TwoLayerNet:
             Inputs with d_1 * ... * d_k = D.
         y : ndarray of int, (N,), optional
             Labels. Without them only the forward pass runs.
+        grads : bool, keyword only
+            With y: False returns the loss alone, without the backward pass
+            (for numeric gradient checks).
 
         Returns
         -------
@@ -96,7 +102,8 @@ class TwoLayerNet:
         loss : float
             When y is given: the data loss plus the L2 term.
         grads : dict
-            When y is given: the same keys and shapes as ``self.params``.
+            When y is given and grads is True: the same keys and shapes as
+            ``self.params``.
         """
         X = _check_input("TwoLayerNet", X, self.params["W1"].shape[0])
         W1, b1 = self.params["W1"], self.params["b1"]
@@ -110,10 +117,18 @@ class TwoLayerNet:
         if y is None:
             return scores
 
-        loss, grads = 0.0, {}
-        # TODO: Implement the backward pass: the loss in `loss` (data loss plus
-        # 0.5 * self.reg * the sum of the squared entries of W1 and W2) and the
-        # gradient of every parameter in grads, under the parameter's name.
+        loss = 0.0
+        # TODO: Compute the loss in `loss`: the softmax data loss of the scores
+        # plus 0.5 * self.reg * the sum of the squared entries of W1 and W2.
+        # Keep what the backward pass below will need.
+        raise NotImplementedError("TwoLayerNet.loss: not implemented yet, see the TODO above")
+
+        if not grads:  # the loss alone (numeric gradient checks): no backward pass
+            return float(loss)
+
+        grads = {}
+        # TODO: Implement the backward pass: the gradient of every parameter
+        # (the L2 term's too) in grads, under the parameter's name.
         raise NotImplementedError("TwoLayerNet.loss: not implemented yet, see the TODO above")
         return float(loss), grads
 
@@ -216,7 +231,7 @@ class FullyConnectedNet:
             "seed": None if self.seed is None else int(self.seed),
         }
 
-    def loss(self, X, y=None):
+    def loss(self, X, y=None, *, grads=True):
         """Scores, or loss and gradients, for a minibatch.
 
         Parameters
@@ -226,6 +241,9 @@ class FullyConnectedNet:
         y : ndarray of int, (N,), optional
             Labels. Without them the net runs in test mode (no dropout) and
             returns scores.
+        grads : bool, keyword only
+            With y: False returns the loss alone, without the backward pass
+            (for numeric gradient checks; dropout runs in train mode as usual).
 
         Returns
         -------
@@ -234,7 +252,8 @@ class FullyConnectedNet:
         loss : float
             When y is given: the data loss plus the L2 term.
         grads : dict
-            When y is given: the same keys, shapes and dtypes as ``self.params``.
+            When y is given and grads is True: the same keys, shapes and dtypes
+            as ``self.params``.
         """
         X = _check_input("FullyConnectedNet", X, self.params["W1"].shape[0]).astype(self.dtype, copy=False)
         mode = "test" if y is None else "train"
@@ -250,10 +269,19 @@ class FullyConnectedNet:
         if mode == "test":
             return scores
 
-        loss, grads = 0.0, {}
-        # TODO: Implement the backward pass: the loss in `loss` and the gradient
-        # of every parameter in grads. Regularize every weight matrix, the last
-        # one too, with 0.5 * self.reg * sum(W**2), and no bias.
+        loss = 0.0
+        # TODO: Compute the loss in `loss`: the softmax data loss of the scores
+        # plus the L2 term. Regularize every weight matrix, the last one too,
+        # with 0.5 * self.reg * sum(W**2), and no bias. Keep what the backward
+        # pass below will need.
+        raise NotImplementedError("FullyConnectedNet.loss: not implemented yet, see the TODO above")
+
+        if not grads:  # the loss alone (numeric gradient checks): no backward pass
+            return float(loss)
+
+        grads = {}
+        # TODO: Implement the backward pass: the gradient of every parameter
+        # (the L2 term's too) in grads, under the parameter's name.
         raise NotImplementedError("FullyConnectedNet.loss: not implemented yet, see the TODO above")
         return float(loss), grads
 
