@@ -38,24 +38,17 @@ kit = sys.modules.setdefault("student_release", importlib.util.module_from_spec(
 _spec.loader.exec_module(kit)
 
 REPO = kit.REPO
-SHOTS = REPO / "build" / "browser-screenshots"
-CHROMIUM = next((p for p in ("/usr/bin/chromium", shutil.which("chromium") or "", shutil.which("chromium-browser") or "")
-                 if p and Path(p).is_file()), None)
-CHROMEDRIVER = next((p for p in ("/usr/bin/chromedriver", shutil.which("chromedriver") or "")
-                     if p and Path(p).is_file()), None)
-CHROME_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
-                "--window-size=1400,1000"]
+# Chromium, chromedriver and their flags: one definition, in this folder's conftest.py.
+_spec = importlib.util.spec_from_file_location("browser_conftest", HERE / "conftest.py")
+chrome = sys.modules.setdefault("browser_conftest", importlib.util.module_from_spec(_spec))
+_spec.loader.exec_module(chrome)
+SHOTS, CHROMIUM, CHROMEDRIVER, CHROME_FLAGS = chrome.SHOTS, chrome.CHROMIUM, chrome.CHROMEDRIVER, chrome.CHROME_FLAGS
 
 
 def _missing() -> str | None:
-    if CHROMIUM is None or CHROMEDRIVER is None:
-        return ("Debian's chromium and chromium-driver are not installed: `make browser-tool` installs them "
-                "when run as root (apt-get install chromium chromium-driver)")
-    for module, extra in (("selenium", "selenium"), ("jupyterlab", "jupyterlab")):
-        if importlib.util.find_spec(module) is None:
-            return f"{module} is not importable: install the instructor extra (pip install '.[instructor]')"
-    return None
+    if importlib.util.find_spec("jupyterlab") is None:
+        return "jupyterlab is not importable: install the instructor extra (pip install '.[instructor]')"
+    return chrome.browser_missing()
 
 
 pytestmark = pytest.mark.skipif(_missing() is not None, reason=_missing() or "")

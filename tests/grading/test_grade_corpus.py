@@ -63,6 +63,18 @@ def test_each_submission_gets_its_grade_status_and_flags(graded, sid):
         assert r["reasons"], "a partial grade must say which cells and why"
 
 
+#: The stated ceiling of a grading worker's memory, whatever a submission does (README, "Security model").
+WORKER_MEMORY_CEILING = 1536 << 20
+
+
+def test_no_submission_grows_the_worker_past_its_stated_memory(graded):
+    """Memory bombs, huge outputs and disk fillers stay in their sandboxes: the worker that
+    graded them (its peak over its whole life) stays under the README's figure."""
+    peaks = {sid: r.get("worker_peak_rss") for sid, r in graded["results"].items() if r["status"] != "rejected"}
+    assert peaks and all(isinstance(v, int) and v > 0 for v in peaks.values()), peaks
+    assert max(peaks.values()) < WORKER_MEMORY_CEILING, {k: v >> 20 for k, v in peaks.items()}
+
+
 def test_partial_grades_name_the_cell_and_the_reason(graded):
     res = graded["results"]
     by = {sid: {c["grade_id"]: c for c in res[sid]["cells"]} for sid in res}
