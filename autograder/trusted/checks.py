@@ -252,7 +252,7 @@ def _nets(P: _Plan):
     for tag, reg in (("noreg", 0.0), ("reg", float(P.rng.uniform(0.5, 1.5)))):
         kw = dict(input_dim=D, hidden_dim=H, num_classes=C, weight_scale=1e-3, reg=reg)
         c = P.call(f"two_layer.loss_{tag}", "net_loss",
-                   dict(F, cls="TwoLayerNet", kwargs=kw, params=sorted(params), np_seed=P.np_seed),
+                   dict(F, cls="TwoLayerNet", kwargs=kw, params=sorted(params), np_seed=P.np_seed, loss_only=True),
                    X=X, y=y, **{"param." + k: v for k, v in params.items()})
         if tag == "noreg":
             P.check("two_layer.scores", "test_two_layer_loss", c,
@@ -264,6 +264,10 @@ def _nets(P: _Plan):
                 dict_arrays("grads", shapes_only=True), weight=0.5)
         P.check(f"two_layer.grads_{tag}", "test_two_layer_gradcheck", c,
                 dict_arrays("grads", hint="backpropagate through affine-relu-affine; add reg * W to each dW"))
+        P.check(f"two_layer.loss_only_{tag}", "test_two_layer_gradcheck", c,
+                same_scalar("loss_only", hint="loss(X, y, grads=False) must return the same loss (the numeric "
+                            "gradient check calls it): compute the loss before the `if not grads` return"),
+                weight=0.25)
 
     # FullyConnectedNet initialisation in float64 and float32.
     for dtype in ("float64", "float32"):
@@ -291,7 +295,8 @@ def _nets(P: _Plan):
         for tag, reg in (("noreg", 0.0), ("reg", float(P.rng.uniform(2.0, 4.0)))):
             kw = dict(hidden_dims=hidden, input_dim=D, num_classes=C, reg=reg, weight_scale=1e-2, dtype="float64")
             c = P.call(f"fc.loss_{depth}_{tag}", "net_loss",
-                       dict(F, cls="FullyConnectedNet", kwargs=kw, params=sorted(params), np_seed=P.np_seed),
+                       dict(F, cls="FullyConnectedNet", kwargs=kw, params=sorted(params), np_seed=P.np_seed,
+                            loss_only=True),
                        X=X, y=y, **{"param." + k: v for k, v in params.items()})
             if tag == "noreg":
                 P.check(f"fc.scores_{depth}", "test_fc_init_loss", c, same_array("scores"), weight=0.5)
@@ -299,6 +304,9 @@ def _nets(P: _Plan):
                     same_scalar("loss", hint="add 0.5 * reg * sum(W**2) for EVERY layer's W, the last included"))
             P.check(f"fc.grads_{depth}_{tag}", "test_fc_gradcheck", c,
                     dict_arrays("grads", hint="add reg * W to every dW, the last layer included"))
+            P.check(f"fc.loss_only_{depth}_{tag}", "test_fc_gradcheck", c,
+                    same_scalar("loss_only", hint="loss(X, y, grads=False) must return the same loss (the "
+                                "numeric gradient check calls it)"), weight=0.25)
 
     # A net with dropout (fixed seed, so every call uses the same masks).
     N, D, C = P.dims(3, 6, 1) + P.dims(4, 7, 1) + P.dims(3, 6, 1)

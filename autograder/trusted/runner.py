@@ -204,7 +204,8 @@ def proc_net_init(mod, a, p):
 
 
 def proc_net_loss(mod, a, p):
-    """Build the model, load given params, record scores, loss and grads."""
+    """Build the model, load given params, record scores, loss and grads (and, with
+    ``p["loss_only"]``, what ``loss(X, y, grads=False)`` returns)."""
     np.random.seed(p["np_seed"])
     cls = getattr(mod(p["module"]), p["cls"])
     model = cls(**_dtype_kwargs(p["kwargs"]))
@@ -220,6 +221,9 @@ def proc_net_loss(mod, a, p):
         raise TypeError(f"grads must be a dict, got {type(grads).__name__}")
     rec["loss"] = loss
     rec["grads"] = {k: snap(v) for k, v in grads.items()}
+    if p.get("loss_only"):
+        # The loss-only path the notebooks' numeric gradient checks call: the same loss, no gradients.
+        rec["loss_only"] = model.loss(a["X"], a["y"], grads=False)
     return rec
 
 
