@@ -694,20 +694,10 @@ def grade_submission(template: Template, settings: Settings, student_id: str, wo
 
 def _read_executed(path: Path) -> bytes | None:
     """The bytes of an executed notebook nbgrader wrote, as a regular file within the budget, else None."""
-    import stat as _stat
+    from .trusted.execute import read_regular
 
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-    except OSError:
-        return None
-    try:
-        info = os.fstat(fd)
-        if not _stat.S_ISREG(info.st_mode) or info.st_size > MAX_EXECUTED_NOTEBOOK_BYTES:
-            return None
-        with os.fdopen(fd, "rb", closefd=False) as f:
-            return f.read(MAX_EXECUTED_NOTEBOOK_BYTES + 1)[:MAX_EXECUTED_NOTEBOOK_BYTES]
-    finally:
-        os.close(fd)
+    data = read_regular(path, MAX_EXECUTED_NOTEBOOK_BYTES)
+    return None if data is None or len(data) > MAX_EXECUTED_NOTEBOOK_BYTES else data
 
 
 def render_feedback(template: Template, settings: Settings, executed: dict[str, bytes], cells: list[dict],

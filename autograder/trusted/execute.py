@@ -43,7 +43,7 @@ class PackageError(ValueError):
     """The directory given is not a usable nnkit package."""
 
 
-def _read_regular(path, limit):
+def read_regular(path, limit):
     """At most ``limit + 1`` bytes of ``path`` if it is a regular file (opened without following a link), else None."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
@@ -72,7 +72,7 @@ def copy_package(package_dir, dest_parent):
         rel = src.relative_to(package_dir)
         if "__pycache__" in rel.parts:
             continue
-        data = _read_regular(src, MAX_PACKAGE_BYTES - size)
+        data = read_regular(src, MAX_PACKAGE_BYTES - size)
         if data is None:
             continue
         count += 1
