@@ -1,0 +1,233 @@
+"""Where the time of grading one fcnets submission goes (issue 12, item 3): measured, not cut yet.
+
+    python bench/bench_grading_breakdown.py          # the reference submission, 2 rounds
+    python bench/bench_grading_breakdown.py --quick  # 1 round
+
+Everything is measured in this run, on this machine, with one BLAS thread. The bounds:
+- **sandboxed grading**: `grade_submission` in a warm process (nbgrader imported, template
+  built), the reference's solved release notebooks, with its own step timings (prepare,
+  autograde = the four kernels in bubblewrap, trusted checks, feedback rendering);
+- **plain execution**: the same four executed-by-nbgrader notebooks (hidden tests cut, as
+  the kernel sees them) run by nbclient with an ordinary, unsandboxed kernel, under
+  NBGRADER_EXECUTION like grading — the cost of executing the graded cells at all;
+- **compute**: the same cells' sources run one after the other in one warm IPython shell in
+  this process (no kernel, no messaging) — what the cells' own numpy work takes;
+- **kernel start**: a sandboxed kernel (bubblewrap, the copy into its /tmp) against a plain one,
+  to a first `kernel_info` reply;
+- **fixed start-up** of a `grade` run before the first submission starts: the template
+  course, the gradebook registration, the preflight, one worker's spawn and nbgrader import.
+Targets (issue 12): sandboxed <= 1.3x plain; plain <= 2x compute; fixed start-up <= 5 s.
+It prints the ratios; it asserts nothing.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(REPO), str(REPO / "source")]
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("NNKIT_DATASET", "embedded")
+
+
+def _reference_zip(work: Path) -> Path:
+    from autograder import course_demo
+    from autograder import release as rel
+    from autograder.manifest import load_manifest
+
+    m = load_manifest("fcnets")
+    ref_run = work / "reference_run"
+    rel.run_reference(rel.plan_release("fcnets"), ref_run)
+    zips = course_demo.make_submissions(work / "subs", m, REPO / "source" / "fcnets", REPO / "assignments" / "fcnets",
+                                        ref_run, hostile=False)
+    for sid, z in zips.items():
+        if sid != "reference":
+            z.unlink()
+    return zips["reference"]
+
+
+def _sandboxed(template, settings, zip_path: Path, work: Path, k: int) -> dict:
+    from autograder.grade import grade_submission
+    from autograder.ingest import ingest
+
+    got = ingest("reference", zip_path, template.submission_files, work / f"ingested{k}")
+    info = {"files": got.files, "refused_files": got.refused_files, "ignored": got.ignored}
+    t = time.perf_counter()
+    result = grade_submission(template, settings, "reference", str(got.workdir), info, str(work / f"courses{k}"))
+    result["wall"] = time.perf_counter() - t
+    return result
+
+
+def _kernel_notebooks(result: dict, work: Path) -> list[Path]:
+    """The executed notebooks as the kernel saw them, outputs cleared, for the plain and compute runs."""
+    import nbformat
+
+    out = []
+    for stem, text in sorted(result["executed"].items()):
+        nb = nbformat.reads(text, as_version=4)
+        for cell in nb.cells:
+            if cell.cell_type == "code":
+                cell.outputs, cell.execution_count = [], None
+        path = work / "plain" / f"{stem}.ipynb"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(nb, str(path))
+        out.append(path)
+    return out
+
+
+#: Cells that raised in the last plain / compute run (printed: a bound whose cells failed is no bound).
+ERRORS = {"plain": 0, "compute": 0}
+
+
+def _plain(notebooks: list[Path], workdir: Path) -> float:
+    import nbformat
+    from nbclient import NotebookClient
+
+    t = time.perf_counter()
+    ERRORS["plain"] = 0
+    for path in notebooks:
+        nb = nbformat.read(str(path), as_version=4)
+        NotebookClient(nb, timeout=600, allow_errors=True, resources={"metadata": {"path": str(workdir)}}).execute()
+        ERRORS["plain"] += sum(o.get("output_type") == "error" for c in nb.cells for o in c.get("outputs", []))
+    return time.perf_counter() - t
+
+
+def _compute(notebooks: list[Path], workdir: Path) -> float:
+    """The cells' sources in one warm IPython shell (imports done by a first pass)."""
+    import nbformat
+    from IPython.core.interactiveshell import InteractiveShell
+
+    cwd = os.getcwd()
+    os.chdir(workdir)
+    sys.path.insert(0, str(workdir))
+    try:
+        total = 0.0
+        ERRORS["compute"] = 0
+        for path in notebooks:
+            shell = InteractiveShell()
+            for cell in nbformat.read(str(path), as_version=4).cells:
+                if cell.cell_type != "code":
+                    continue
+                t = time.perf_counter()
+                result = shell.run_cell(cell.source, silent=True)
+                total += time.perf_counter() - t
+                ERRORS["compute"] += not result.success
+            InteractiveShell.clear_instance()
+        return total
+    finally:
+        os.chdir(cwd)
+        sys.path.remove(str(workdir))
+
+
+def _kernel_start(sandboxed: bool, workdir: Path) -> float:
+    import asyncio
+
+    from jupyter_client.manager import AsyncKernelManager
+
+    from autograder.sandbox_kernel import SandboxedKernelManager
+
+    async def once():
+        km = (SandboxedKernelManager if sandboxed else AsyncKernelManager)(kernel_name="python3")
+        if sandboxed:
+            km.workdir = str(workdir)
+        t = time.perf_counter()
+        await km.start_kernel(cwd=str(workdir))
+        kc = km.client()
+        kc.start_channels()
+        await kc.wait_for_ready(timeout=120)
+        took = time.perf_counter() - t
+        kc.stop_channels()
+        await km.shutdown_kernel(now=True)
+        return took
+
+    return asyncio.run(once())
+
+
+def _fixed_startup(work: Path) -> dict:
+    """The parts of a `grade` run before its first submission starts (a fresh template each)."""
+    from autograder.grade import Settings, locate, prepare_template, register_assignment
+    from autograder.preflight import preflight
+
+    a = locate("fcnets")
+    out = {}
+    t = time.perf_counter()
+    template = prepare_template(a, work / "tpl" / "course", Settings())
+    out["template course"] = time.perf_counter() - t
+    t = time.perf_counter()
+    register_assignment(a, f"sqlite:///{work / 'startup.db'}", work / "register")
+    out["gradebook registration"] = time.perf_counter() - t
+    t = time.perf_counter()
+    preflight(template, Settings())
+    out["preflight (kernel + trusted runner)"] = time.perf_counter() - t
+    t = time.perf_counter()
+    # What a spawned worker does before its first job: a fresh interpreter importing nbgrader.
+    subprocess.run([sys.executable, "-c", "import nbgrader.apps"], check=True)
+    out["worker spawn + nbgrader import"] = time.perf_counter() - t
+    return out
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="one round")
+    args = p.parse_args(argv)
+    rounds = 1 if args.quick else 2
+
+    from autograder import sandbox
+    from autograder.grade import Settings, cached_template, locate
+
+    if not sandbox.available():
+        print(f"skipped: no sandbox here ({sandbox.unavailable_reason()})")
+        return 0
+    work = Path(tempfile.mkdtemp(prefix="nnkit-bench-breakdown-"))
+    work.chmod(0o755)
+    try:
+        zip_path = _reference_zip(work)
+        settings = Settings(dataset="embedded", course_secret="bench")
+        template = cached_template(locate("fcnets"), settings)
+        _sandboxed(template, settings, zip_path, work, 0)  # warm-up: imports, caches, the reference's outcomes
+        runs = [_sandboxed(template, settings, zip_path, work, k + 1) for k in range(rounds)]
+        sandboxed = statistics.median(r["wall"] for r in runs)
+        steps = {k: statistics.median(r["timings"].get(k, 0.0) for r in runs) for k in runs[0]["timings"]}
+        notebooks = _kernel_notebooks(runs[-1], work)
+        # What the graded kernel's folder holds: the release's files, the submission on top.
+        plain_dir = work / "plain_work"
+        shutil.copytree(REPO / "assignments" / "fcnets", plain_dir)
+        with zipfile.ZipFile(zip_path) as z:
+            z.extractall(plain_dir)
+        os.environ["NBGRADER_EXECUTION"] = "autograde"
+        plain = statistics.median(_plain(notebooks, plain_dir) for _ in range(rounds))
+        compute = statistics.median(_compute(notebooks, plain_dir) for _ in range(rounds))
+        del os.environ["NBGRADER_EXECUTION"]
+        k_sand = statistics.median(_kernel_start(True, plain_dir) for _ in range(rounds + 1))
+        k_plain = statistics.median(_kernel_start(False, plain_dir) for _ in range(rounds + 1))
+        fixed = _fixed_startup(work)
+
+        print(f"one fcnets reference submission, median of {rounds} round(s), status {runs[-1]['status']}:")
+        print(f"  sandboxed grading in a warm worker: {sandboxed:6.2f} s  = "
+              + ", ".join(f"{k} {v:.2f} s" for k, v in steps.items()))
+        print(f"  plain nbclient execution (4 notebooks, unsandboxed): {plain:6.2f} s  ({ERRORS['plain']} cells raised)")
+        print(f"  the cells' own compute in a warm IPython shell:       {compute:6.2f} s  "
+              f"({ERRORS['compute']} cells raised: a cell that raised early is not a bound)")
+        print(f"  kernel start to first reply: sandboxed {k_sand:.2f} s, plain {k_plain:.2f} s "
+              f"({k_sand / k_plain:.2f}x), 4 per submission")
+        print(f"  ratio sandboxed grading / plain execution: {sandboxed / plain:.2f}x  (target <= 1.3x)")
+        print(f"  ratio autograde step alone / plain execution: {steps.get('autograde', 0) / plain:.2f}x")
+        print(f"  ratio plain execution / compute: {plain / compute:.2f}x  (target <= 2x)")
+        total = sum(fixed.values())
+        print(f"  fixed start-up of a grade run: {total:.1f} s  (target <= 5 s) = "
+              + ", ".join(f"{k} {v:.1f} s" for k, v in fixed.items()))
+        return 0
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
