@@ -21,6 +21,7 @@ import json
 import os
 import re
 import shutil
+import subprocess
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -138,3 +139,18 @@ def with_function(module_text: str, name: str, new_function: str) -> str:
 
 STUDENT_MODULES = ("layers.py", "layer_utils.py", "classifiers/fc_net.py", "classifiers/linear.py",
                    "optim.py", "solver.py")
+
+
+def find_python(version: str):
+    """A working interpreter of `version` ("3.10"): pyenv's versions first, then PATH."""
+    candidates = sorted(Path(os.environ.get("PYENV_ROOT", "/root/.pyenv"), "versions").glob(f"{version}.*/bin/python3"))
+    candidates += [Path(p) for p in [shutil.which(f"python{version}")] if p]
+    for exe in candidates:
+        try:
+            out = subprocess.run([str(exe), "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                                 capture_output=True, text=True, timeout=30).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            continue
+        if out == version:
+            return str(exe)
+    return None

@@ -30,7 +30,6 @@ import shutil
 import subprocess
 import sys
 import textwrap
-import time
 import zipfile
 from pathlib import Path
 
@@ -91,23 +90,11 @@ STANDIN = {
 
 
 # ---------------------------------------------------------------- the runtime
-def find_python(version: str):
-    candidates = sorted(Path(os.environ.get("PYENV_ROOT", "/root/.pyenv"), "versions").glob(f"{version}.*/bin/python3"))
-    candidates += [Path(p) for p in [shutil.which(f"python{version}")] if p]
-    for exe in candidates:
-        try:
-            out = subprocess.run([str(exe), "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-                                 capture_output=True, text=True, timeout=30).stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            continue
-        if out == version:
-            return str(exe)
-    return None
 
 
 def colab_venv(version: str) -> Path:
     """The venv with Colab's versions for `version`, made (about 30 s) unless it exists with these pins."""
-    exe = find_python(version)
+    exe = kit.find_python(version)
     if exe is None:
         pytest.skip(f"Python {version} is not on this machine (looked in pyenv's versions and PATH): "
                     f"install it (e.g. `pyenv install {version}`) to run the Colab-like test on it")
