@@ -1,7 +1,7 @@
 """The whole instructor flow on the embedded dataset, end to end: `run_demo(workdir=None)`.
 
 1. **Release.** The committed student release `assignments/fcnets/` when it is
-   there, else one built into the work folder (`autograder.release`).
+   there, else one built into the work folder (`autograder.release.build`).
 2. **Reference run.** The source notebooks executed once with the reference
    package (`release.run_reference`): that is where the saved models come from.
 3. **Submissions**, written as zips to `<work>/submissions/`:
@@ -10,7 +10,7 @@
    affine layer that forgets its bias) and `hostile` (the same wrong affine layer,
    plus a cell that tries to read and rewrite the gradebook, reach the network and
    other files, and monkeypatches numpy so that the wrong layer passes its cell).
-4. **Grading** with `autograder.grade` (sandboxed; 2 workers), which also writes the
+4. **Grading** with `autograder.grading.grade` (sandboxed; 2 workers), which also writes the
    feedback and the exports into `<work>/out/`.
 5. **The grade table**, and a check of what must hold: the reference gets every
    autograded point, the untouched release none, the buggy one fewer than the
@@ -166,11 +166,11 @@ def expectations(results: dict[str, dict]) -> list[tuple[bool, str]]:
 
 def run_demo(workdir: str | os.PathLike | None = None) -> int:
     """Run the instructor flow; keep everything in `workdir` if given. Returns 0 when every expectation holds."""
-    from . import release as rel
-    from . import sandbox
-    from .grade import Settings, grade
+    from .release import build as rel
+    from .sandbox import bwrap as sandbox
+    from .grading.grade import Settings, grade
     from .manifest import load_manifest
-    from .outputs import format_table
+    from .grading.outputs import format_table
 
     keep = workdir is not None
     work = Path(workdir).resolve() if keep else Path(tempfile.mkdtemp(prefix="nnkit-demo-"))

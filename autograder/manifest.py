@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import REPO_ROOT
-from .deadline import Deadline, DeadlineError, parse_deadline
+from .grading.deadline import Deadline, DeadlineError, parse_deadline
 
 
 #: A submission's grading budget when the manifest states none.
@@ -34,7 +34,7 @@ class Manifest:
     #: Wall seconds one submission may take in a grading worker, everything included
     #: (kernels, trusted checks, feedback): `[grading] wall_seconds`.
     wall_seconds: float = DEFAULT_WALL_SECONDS
-    #: `[deadline]`: the due date and the late policy (autograder.deadline), or None.
+    #: `[deadline]`: the due date and the late policy (autograder.grading.deadline), or None.
     deadline: "Deadline | None" = None
     path: Path | None = None
 

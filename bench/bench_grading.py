@@ -75,7 +75,7 @@ def dask_run(subs_dir: Path, work: Path, settings, n: int) -> float | None:
     except ImportError:
         print("  2-worker Dask cluster: skipped (pip install distributed)")
         return None
-    from autograder.grade import grade
+    from autograder.grading.grade import grade
     from grading.conftest import TOY_MANIFEST
 
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
@@ -90,8 +90,8 @@ def coordinator_memory(work: Path, release: Path, settings, class_size: int) -> 
     """Peak RSS growth of the coordinator over a resumed class of `class_size` committed submissions."""
     import json
 
-    from autograder import commit as C
-    from autograder.grade import grade
+    from autograder.grading import commit as C
+    from autograder.grading.grade import grade
     from grading.conftest import TOY_MANIFEST, make_submission
 
     subs, out = work / "class", work / "out_class"
@@ -108,7 +108,7 @@ def coordinator_memory(work: Path, release: Path, settings, class_size: int) -> 
     probe = (
         "import sys, time, json\n"
         f"sys.path[:0] = [{str(REPO)!r}, {str(REPO / 'tests')!r}]\n"
-        "from autograder.grade import grade, cached_template, locate, Settings\n"
+        "from autograder.grading.grade import grade, cached_template, locate, Settings\n"
         "from grading.conftest import TOY_MANIFEST\n"
         "import dataclasses\n"
         "def mem(key):\n"
@@ -139,8 +139,8 @@ def main(argv=None) -> int:
     n = 2 if args.quick else args.n
     class_size = 200 if args.quick else args.class_size
 
-    from autograder import sandbox
-    from autograder.grade import Settings, cached_template, grade, locate
+    from autograder.sandbox import bwrap as sandbox
+    from autograder.grading.grade import Settings, cached_template, grade, locate
     from grading.conftest import TOY_MANIFEST, TOY_REPO, make_submission
 
     work = Path(tempfile.mkdtemp(prefix="nnkit-bench-grading-"))

@@ -40,7 +40,7 @@ os.environ.setdefault("NNKIT_DATASET", "embedded")
 
 def _reference_zip(work: Path) -> Path:
     from autograder import course_demo
-    from autograder import release as rel
+    from autograder.release import build as rel
     from autograder.manifest import load_manifest
 
     m = load_manifest("fcnets")
@@ -55,8 +55,8 @@ def _reference_zip(work: Path) -> Path:
 
 
 def _sandboxed(template, settings, zip_path: Path, work: Path, k: int) -> dict:
-    from autograder.grade import grade_submission
-    from autograder.ingest import ingest
+    from autograder.grading.grade import grade_submission
+    from autograder.grading.ingest import ingest
 
     got = ingest("reference", zip_path, template.submission_files, work / f"ingested{k}")
     info = {"files": got.files, "refused_files": got.refused_files, "ignored": got.ignored}
@@ -132,7 +132,7 @@ def _kernel_start(sandboxed: bool, workdir: Path) -> float:
 
     from jupyter_client.manager import AsyncKernelManager
 
-    from autograder.sandbox_kernel import SandboxedKernelManager
+    from autograder.sandbox.kernel import SandboxedKernelManager
 
     async def once():
         km = (SandboxedKernelManager if sandboxed else AsyncKernelManager)(kernel_name="python3")
@@ -153,8 +153,8 @@ def _kernel_start(sandboxed: bool, workdir: Path) -> float:
 
 def _fixed_startup(work: Path) -> dict:
     """The parts of a `grade` run before its first submission starts (a fresh template each)."""
-    from autograder.grade import Settings, locate, prepare_template, register_assignment
-    from autograder.preflight import preflight
+    from autograder.grading.grade import Settings, locate, prepare_template, register_assignment
+    from autograder.grading.preflight import preflight
 
     a = locate("fcnets")
     out = {}
@@ -180,8 +180,8 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     rounds = 1 if args.quick else 2
 
-    from autograder import sandbox
-    from autograder.grade import Settings, cached_template, locate
+    from autograder.sandbox import bwrap as sandbox
+    from autograder.grading.grade import Settings, cached_template, locate
 
     if not sandbox.available():
         print(f"skipped: no sandbox here ({sandbox.unavailable_reason()})")

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from autograder import sandbox  # noqa: E402
+from autograder.sandbox import bwrap as sandbox  # noqa: E402
 
 
 def time_call(fn):
@@ -30,7 +30,7 @@ def kernel_start_stop(workdir, sandboxed):
     from nbclient import NotebookClient
     from nbformat.v4 import new_code_cell, new_notebook
 
-    from autograder.sandbox_kernel import SandboxedKernelManager
+    from autograder.sandbox.kernel import SandboxedKernelManager
 
     nb = new_notebook(cells=[new_code_cell("1 + 1")],
                       metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})

@@ -7,7 +7,7 @@ Prints, measured in this run with one BLAS thread:
 - the runner on the reference package, sandboxed (bubblewrap) and as a plain subprocess;
 - the floor: an empty sandboxed `python -I -c "import numpy"`;
 - a whole `check_package` call (cached reference), i.e. the per-submission cost in `grade`;
-- when `autograder.grade` exists: a whole `grade` run on one reference submission, and the
+- when `autograder.grading.grade` exists: a whole `grade` run on one reference submission, and the
   share of it spent in the trusted checks.
 Nothing here asserts a time.
 """
@@ -24,9 +24,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "source")]
 
-from autograder import sandbox  # noqa: E402
-from autograder.trusted import check_package, checks, execute, reference_outcomes  # noqa: E402
-from autograder.trusted.reference import REFERENCE_DIR  # noqa: E402
+from autograder.sandbox import bwrap as sandbox  # noqa: E402
+from autograder.trusted import check_package, checks, execute, reference_outcomes# noqa: E402
+from autograder.trusted.reference import REFERENCE_DIR# noqa: E402
 
 
 def timed(fn, repeat):
@@ -79,13 +79,13 @@ def main(argv):
         print(f"sandbox overhead: runner sandboxed / plain = {runner_box[0] / dict(rows)['runner, plain subprocess'][0]:.2f}x")
 
     try:
-        from autograder import grade  # noqa: F401
+        from autograder.grading import grade# noqa: F401
     except ImportError:
-        print("grade: autograder.grade is not available yet; share of grading time not measured")
+        print("grade: autograder.grading.grade is not available yet; share of grading time not measured")
         return 0
     grade_command = getattr(grade, "grade_command", None)
     if grade_command is None:
-        print("grade: autograder.grade has no grade_command yet; share of grading time not measured")
+        print("grade: autograder.grading.grade has no grade_command yet; share of grading time not measured")
         return 0
     import importlib.util
 

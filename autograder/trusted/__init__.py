@@ -263,7 +263,7 @@ def check_package_command(path, assignment, json=False, seed=None):
     import json as _json
     import os
 
-    from .. import sandbox as _sandbox
+    from ..sandbox import bwrap as _sandbox
 
     use_sandbox = _sandbox.available()
     models_dir = Path(path).resolve().parent / "models"

@@ -101,7 +101,7 @@ def _write_readable(path, data):
 
 def _sandbox_module():
     try:
-        from .. import sandbox
+        from ..sandbox import bwrap as sandbox
     except ImportError:
         return None
     return sandbox
@@ -198,7 +198,7 @@ def run_calls(package_dir, calls, *, sandbox=True, wall_seconds=120.0, call_time
     package_dir : path of the student's ``nnkit`` folder
     calls : list of ``checks.Call``
     sandbox : bool
-        Run inside ``autograder.sandbox`` (bubblewrap). False runs a plain
+        Run inside ``autograder.sandbox.bwrap`` (bubblewrap). False runs a plain
         subprocess (development only: the student's code then sees the machine).
     wall_seconds : float
         Wall-time limit of one runner process.
@@ -213,7 +213,7 @@ def run_calls(package_dir, calls, *, sandbox=True, wall_seconds=120.0, call_time
     if sandbox:
         mod = _sandbox_module()
         if mod is None or not mod.available():
-            why = mod.unavailable_reason() if mod is not None else "autograder.sandbox is missing"
+            why = mod.unavailable_reason() if mod is not None else "autograder.sandbox.bwrap is missing"
             raise RuntimeError(f"cannot sandbox the trusted checks: {why}. "
                                "Install bubblewrap, or pass sandbox=False on a development machine only.")
     workdir = Path(tempfile.mkdtemp(prefix="nnkit-trusted-"))

@@ -1,7 +1,7 @@
 """A TA grades a written answer in nbgrader's formgrader, in a real browser.
 
 The toy assignment (tests/grading/fixtures/toy_repo) is graded into a temporary OUT with
-`autograder.grade.grade` (once per module); `python -m autograder formgrader` serves OUT on a
+`autograder.grading.grade.grade` (once per module); `python -m autograder formgrader` serves OUT on a
 free loopback port in a subprocess.
 
 - Over HTTP (no browser needed): ann's submission page carries her answer without the script
@@ -30,10 +30,10 @@ from pathlib import Path
 
 import pytest
 
-from autograder import grade as G
+from autograder.grading import grade as G
 from autograder import nbgrader_course as nc
-from autograder import sandbox
-from autograder.formgrader import free_port
+from autograder.sandbox import bwrap as sandbox
+from autograder.grading.formgrader import free_port
 from tests.grading.conftest import STUB_OPS, TOY_MANIFEST, TOY_REPO, make_submission
 
 REPO = Path(__file__).resolve().parents[2]
@@ -130,7 +130,7 @@ def served(tmp_path_factory):
 
 
 def test_without_a_gradebook_the_verb_says_what_to_run(tmp_path, capsys):
-    from autograder.formgrader import formgrader_command
+    from autograder.grading.formgrader import formgrader_command
 
     assert formgrader_command(str(TOY_MANIFEST), str(tmp_path)) == 2
     err = capsys.readouterr().err

@@ -1,7 +1,7 @@
 """The student's release, built from the current source, for the browser and Colab-like tests.
 
 ``release_copy(dest)`` copies a release of fcnets made by the real release tool
-(``autograder.release.build_release``, every gate but the self-grade) from the current
+(``autograder.release.build.build_release``, every gate but the self-grade) from the current
 source. The build is cached in ``build/student-release/<digest>/`` (the digest covers
 every file the release is made from), so the tests of one run, and the next runs, build
 it once (about 30 s).
@@ -57,7 +57,7 @@ def built_release() -> Path:
 
             if str(REPO) not in sys.path:
                 sys.path.insert(0, str(REPO))
-            from autograder.release import build_release
+            from autograder.release.build import build_release
 
             for old in CACHE.iterdir():  # keep only the newest build
                 if old.is_dir() and old != target.parent:

@@ -1,4 +1,4 @@
-"""Deadlines and the late policy (autograder.deadline), on their own and through `grade`."""
+"""Deadlines and the late policy (autograder.grading.deadline), on their own and through `grade`."""
 from __future__ import annotations
 
 import csv
@@ -9,10 +9,17 @@ from datetime import datetime, timezone
 
 import pytest
 
-from autograder import grade as G
-from autograder import sandbox
-from autograder.deadline import (Deadline, DeadlineError, apply_penalty, lateness, parse_deadline,
-                                 read_timestamps, submission_time)
+from autograder.grading import grade as G
+from autograder.sandbox import bwrap as sandbox
+from autograder.grading.deadline import (
+    Deadline,
+    DeadlineError,
+    apply_penalty,
+    lateness,
+    parse_deadline,
+    read_timestamps,
+    submission_time,
+)
 from autograder.manifest import ManifestError, load_manifest
 
 from .conftest import TOY_MANIFEST, make_submission

@@ -1,4 +1,4 @@
-"""autograder.feedback: a hostile executed notebook becomes a page with no active content.
+"""autograder.grading.feedback: a hostile executed notebook becomes a page with no active content.
 
 Each test attacks one promise of the feedback pipeline (issue 9, mechanisms 5, 6
 and the rendering part of 9 and 10) and inspects the written page with its own
@@ -20,7 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from autograder import feedback, outputs, sandbox
+from autograder.grading import feedback, outputs
+from autograder.sandbox import bwrap as sandbox
 
 HIDDEN_LINE = "assert nnkit_secret_value == 424242"
 BLOB = base64.b64encode(zlib.compress(("### BEGIN HIDDEN TESTS\n" + HIDDEN_LINE + "\n").encode())).decode()

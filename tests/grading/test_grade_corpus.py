@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from autograder import REPO_ROOT, sandbox
-from autograder.grade import Settings, grade
+from autograder import REPO_ROOT
+from autograder.sandbox import bwrap as sandbox
+from autograder.grading.grade import Settings, grade
 
 from .conftest import TOY_MANIFEST, TOY_POINTS
 from .corpus import CORPUS, FULL

@@ -19,10 +19,11 @@ from pathlib import Path
 
 import pytest
 
-from autograder import REPO_ROOT, sandbox
-from autograder import commit as C
-from autograder import grade as G
-from autograder.runlock import RunLock, RunLocked
+from autograder import REPO_ROOT
+from autograder.sandbox import bwrap as sandbox
+from autograder.grading import commit as C
+from autograder.grading import grade as G
+from autograder.grading.runlock import RunLock, RunLocked
 
 from .conftest import STUB_OPS, TOY_MANIFEST, make_submission
 

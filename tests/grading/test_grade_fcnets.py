@@ -23,7 +23,8 @@ from dataclasses import replace
 
 import pytest
 
-from autograder import REPO_ROOT, sandbox
+from autograder import REPO_ROOT
+from autograder.sandbox import bwrap as sandbox
 
 RELEASE = REPO_ROOT / "assignments" / "fcnets"
 
@@ -96,7 +97,7 @@ def test_fcnets_untouched_release_scores_zero_and_hostile_is_contained_and_score
     from nbgrader.api import Gradebook
 
     from autograder import course_demo
-    from autograder.grade import Settings, grade
+    from autograder.grading.grade import Settings, grade
     from autograder.manifest import load_manifest
 
     m = load_manifest("fcnets")
@@ -140,7 +141,7 @@ def test_fcnets_untouched_release_scores_zero_and_hostile_is_contained_and_score
 
     # Fail closed: the transformer made every cell pass in the kernel, the trusted checks
     # scored the stub package 0; and where they could not run at all, 0 too, never the kernel's.
-    from autograder.grade import trusted_coverage
+    from autograder.grading.grade import trusted_coverage
 
     covered = trusted_coverage("fcnets", True)
     for sid in ("transformer", "oversized"):

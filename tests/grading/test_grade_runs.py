@@ -6,8 +6,8 @@ from dataclasses import replace
 
 import pytest
 
-from autograder import grade as G
-from autograder import sandbox
+from autograder.grading import grade as G
+from autograder.sandbox import bwrap as sandbox
 
 from .conftest import STUB_OPS, TOY_MANIFEST, make_submission
 
@@ -109,8 +109,8 @@ def test_a_submission_past_its_wall_budget_is_partial_and_the_class_goes_on(tmp_
 
 
 def test_a_stale_release_is_refused_unless_named_on_purpose(tmp_path, monkeypatch):
-    """`grade` checks the repository's release against its source first (autograder.release.release_freshness)."""
-    from autograder import release
+    """`grade` checks the repository's release against its source first (autograder.release.build.release_freshness)."""
+    from autograder.release import build as release
 
     calls = []
 

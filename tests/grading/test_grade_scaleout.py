@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from autograder import grade as G
-from autograder import sandbox
-from autograder.runlock import RunLock, RunLocked
+from autograder.grading import grade as G
+from autograder.sandbox import bwrap as sandbox
+from autograder.grading.runlock import RunLock, RunLocked
 
 from .conftest import REFERENCE_OPS, STUB_OPS, TOY_MANIFEST, make_submission
 

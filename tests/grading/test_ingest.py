@@ -1,4 +1,4 @@
-"""autograder.ingest: only manifest files are taken; unsafe submissions are refused with a reason."""
+"""autograder.grading.ingest: only manifest files are taken; unsafe submissions are refused with a reason."""
 import json
 import os
 import zipfile
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from autograder.ingest import IngestLimits, discover, ingest
+from autograder.grading.ingest import IngestLimits, discover, ingest
 
 ALLOWED = ("01_toy.ipynb", "nnkit/ops.py", "models/w.npy")
 NOTEBOOK = json.dumps({"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5})
@@ -191,7 +191,7 @@ def _hostile_class(root: Path) -> int:
 
 
 def test_hostile_submission_names_get_surrogate_ids_and_escaped_reasons(tmp_path):
-    from autograder.ingest import STUDENT_ID
+    from autograder.grading.ingest import STUDENT_ID
 
     count = _hostile_class(tmp_path / "subs")
     found = discover(tmp_path / "subs")
@@ -215,8 +215,8 @@ def test_hostile_names_leave_grades_csv_intact_with_one_row_per_submission(tmp_p
     """discover + ingest + outputs, as grade() chains them: the run ends and every file is sound."""
     import csv
 
-    from autograder import outputs
-    from autograder.ingest import STUDENT_ID
+    from autograder.grading import outputs
+    from autograder.grading.ingest import STUDENT_ID
 
     count = _hostile_class(tmp_path / "subs")
     results = []

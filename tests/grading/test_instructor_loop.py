@@ -13,8 +13,8 @@ from dataclasses import replace
 
 import pytest
 
-from autograder import grade as G
-from autograder import sandbox
+from autograder.grading import grade as G
+from autograder.sandbox import bwrap as sandbox
 
 from .conftest import STUB_OPS, TOY_MANIFEST, make_submission
 

@@ -1,4 +1,4 @@
-"""autograder.outputs: CSV cells a spreadsheet cannot run, ids that cannot make paths, pages written safely."""
+"""autograder.grading.outputs: CSV cells a spreadsheet cannot run, ids that cannot make paths, pages written safely."""
 from __future__ import annotations
 
 import csv
@@ -7,8 +7,8 @@ import os
 
 import pytest
 
-from autograder import feedback, outputs
-from autograder.ingest import STUDENT_ID
+from autograder.grading import feedback, outputs
+from autograder.grading.ingest import STUDENT_ID
 
 FORMULA = ("=", "+", "-", "@", "\t", "\r")
 
@@ -91,6 +91,6 @@ def test_a_dest_that_is_a_link_bad_names_and_foreign_pages_are_refused(tmp_path)
     for name in ("../01_toy.html", "sub/01_toy.html", ".hidden.html", "x\n.html", "y" * 300 + ".html"):
         with pytest.raises(ValueError, match="not a notebook stem"):
             outputs.write_feedback_pages(tmp_path / "c", {name: _page()})
-    with pytest.raises(ValueError, match="not made by autograder.feedback"):
+    with pytest.raises(ValueError, match="not made by autograder.grading.feedback"):
         outputs.write_feedback_pages(tmp_path / "d", {"01_toy.html": "<html><script>alert(1)</script></html>"})
     assert not (tmp_path / "d" / "01_toy.html").exists()

@@ -1,9 +1,9 @@
-"""autograder.repair: grade cells restored from the release by grade_id and nnkit:test tag."""
+"""autograder.grading.repair: grade cells restored from the release by grade_id and nnkit:test tag."""
 import copy
 
 import pytest
 
-from autograder.repair import TAG_PREFIX, repair_notebook
+from autograder.grading.repair import TAG_PREFIX, repair_notebook
 from .conftest import cell_by_id, read_nb
 
 GRADED = ["intro", "setup", "double_impl", "test_add", "test_double", "test_scale", "question",

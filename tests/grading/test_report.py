@@ -13,7 +13,7 @@ import re
 
 import pytest
 
-from autograder import report
+from autograder.grading import report
 
 MAX = {"test_add": 2.0, "test_double": 1.0, "answer_why": 1.0}
 

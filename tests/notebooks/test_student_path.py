@@ -25,7 +25,7 @@ from nnkit import data_utils as du
 
 REPO = Path(__file__).resolve().parents[2]
 FCNETS = REPO / "source" / "fcnets"
-RELEASE_FILES = REPO / "autograder" / "release_files"
+RELEASE_FILES = REPO / "autograder" / "release" / "files"
 REGION = re.compile(r"^([ \t]*)### BEGIN SOLUTION[ \t]*\n.*?^[ \t]*### END SOLUTION[ \t]*\n", re.M | re.S)
 
 

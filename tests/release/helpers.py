@@ -46,7 +46,7 @@ def expect_failure(repo: Path, assignment: str = "mini", **kw):
     and no staging folder is left. Returns the error."""
     import pytest
 
-    from autograder.release import ReleaseError, build_release
+    from autograder.release.build import ReleaseError, build_release
 
     out = repo / "assignments" / assignment
     out.mkdir(parents=True, exist_ok=True)

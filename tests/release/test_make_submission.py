@@ -1,4 +1,4 @@
-"""The submission helper shipped in every release (autograder/release_files/make_submission.py)."""
+"""The submission helper shipped in every release (autograder/release/files/make_submission.py)."""
 import shutil
 import subprocess
 import sys
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from autograder.release import RELEASE_FILES
+from autograder.release.build import RELEASE_FILES
 
 from .helpers import EXPECTED
 

@@ -7,10 +7,17 @@ import time
 import pytest
 
 from autograder import REPO_ROOT
-import autograder.release as release
-from autograder.release import (
-    DIGEST_FILE, build_release, digest_text, open_course, plan_release, read_digest, release_freshness,
-    release_inputs, stage,
+import autograder.release.build as release
+from autograder.release.build import (
+    DIGEST_FILE,
+    build_release,
+    digest_text,
+    open_course,
+    plan_release,
+    read_digest,
+    release_freshness,
+    release_inputs,
+    stage,
 )
 
 from .helpers import mini_repo

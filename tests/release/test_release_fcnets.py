@@ -13,9 +13,9 @@ import pytest
 
 from autograder import REPO_ROOT
 from autograder.cli import main
-from autograder.leakgate import release_files
+from autograder.release.gates import release_files
 from autograder.manifest import load_manifest
-from autograder.release import build_release, release_freshness
+from autograder.release.build import build_release, release_freshness
 
 COMMITTED = REPO_ROOT / "assignments" / "fcnets"
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from autograder import REPO_ROOT
-from autograder.leakgate import SolutionFragments, find_fragments, fragment_tokens, show_tokens
-from autograder.release import build_release, open_course, plan_release, stage
+from autograder.release.gates import SolutionFragments, find_fragments, fragment_tokens, show_tokens
+from autograder.release.build import build_release, open_course, plan_release, stage
 
 from .helpers import assert_names, edit_notebook, expect_failure, line_containing, mini_repo
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from autograder.release import ReleaseError, build_release, open_course, plan_release, run_reference, self_grade, stage
-from autograder.leakgate import GateFailure, SourceLines, check_hidden_files, check_markers
+from autograder.release.build import ReleaseError, build_release, open_course, plan_release, run_reference, self_grade, stage
+from autograder.release.gates import GateFailure, SourceLines, check_hidden_files, check_markers
 
 from .helpers import edit_notebook, grade_cell, line_containing, mini_repo
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from autograder.manifest import load_manifest
-from autograder.release import RELEASE_FILES, build_release
+from autograder.release.build import RELEASE_FILES, build_release
 
 from .helpers import EXPECTED, MINI, mini_repo
 

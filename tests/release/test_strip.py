@@ -1,9 +1,9 @@
-"""The .py solution stripper (autograder.strip): expected outputs written out by hand."""
+"""The .py solution stripper (autograder.release.strip): expected outputs written out by hand."""
 import textwrap
 
 import pytest
 
-from autograder.strip import StripError, find_regions, strip_source, marker_typo
+from autograder.release.strip import StripError, find_regions, strip_source, marker_typo
 
 B, E = "### BEGIN SOLUTION", "### END SOLUTION"
 

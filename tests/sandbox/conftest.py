@@ -1,7 +1,7 @@
 """Shared fixtures of the sandbox tests: skip only when bubblewrap genuinely cannot run here."""
 import pytest
 
-from autograder import sandbox
+from autograder.sandbox import bwrap as sandbox
 
 
 @pytest.fixture(autouse=True)

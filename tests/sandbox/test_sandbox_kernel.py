@@ -1,4 +1,4 @@
-"""The sandboxed notebook kernel (autograder.sandbox_kernel), attacked through nbclient.
+"""The sandboxed notebook kernel (autograder.sandbox.kernel), attacked through nbclient.
 
 The kernels run exactly as nbgrader's Execute runs them (nbclient with an async
 kernel manager); the last test goes through nbgrader's autograde itself with
@@ -20,9 +20,9 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat.v4 import new_code_cell, new_notebook
 
-from autograder import sandbox
-from autograder.sandbox import Limits
-from autograder.sandbox_kernel import SandboxedKernelManager, kernel_outcomes, sandbox_kernel_config
+from autograder.sandbox import bwrap as sandbox
+from autograder.sandbox.bwrap import Limits
+from autograder.sandbox.kernel import SandboxedKernelManager, kernel_outcomes, sandbox_kernel_config
 
 KERNELSPEC = {"name": "python3", "display_name": "Python 3", "language": "python"}
 
@@ -424,7 +424,7 @@ def test_runtime_folder_and_scratch_are_capped_by_the_kernel(course):
     tmpfs with a size, so filling them ends in ENOSPC, not in a full host disk."""
     if os.geteuid() != 0:
         pytest.skip("the runtime folder is a tmpfs of its own only when the grader is root")
-    from autograder.sandbox_kernel import RUNTIME_BYTES
+    from autograder.sandbox.kernel import RUNTIME_BYTES
 
     nb = notebook("""
         import os, errno

@@ -1,4 +1,4 @@
-"""Each promise of ``autograder.sandbox.run`` is a test that tries to break it.
+"""Each promise of ``autograder.sandbox.bwrap.run`` is a test that tries to break it.
 
 In the spirit of autograder.io's sandbox tests: the hostile code runs inside, the
 test checks from outside that nothing escaped. Every hostile loop is bounded by a
@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from autograder import sandbox
-from autograder.sandbox import Limits
+from autograder.sandbox import bwrap as sandbox
+from autograder.sandbox.bwrap import Limits
 
 
 def py(code):
@@ -410,7 +410,7 @@ def test_reference_solution_and_grader_not_importable(course):
     r = run_in(course, code)
     assert r.stdout.decode().split() == ["absent"] * 3, r.stdout
     # Control: the same interpreter outside, run from the repo, does import them.
-    repo = Path(sandbox.__file__).resolve().parent.parent
+    repo = Path(sandbox.__file__).resolve().parents[2]
     out = subprocess.run(py(code), capture_output=True, cwd=repo, env={**os.environ, "PYTHONPATH": f"{repo / 'source'}"})
     assert "IMPORTED nnkit" in out.stdout.decode() and "IMPORTED autograder" in out.stdout.decode(), out.stdout
 

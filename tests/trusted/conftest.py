@@ -28,7 +28,7 @@ def kit():
 @pytest.fixture(scope="session")
 def use_sandbox():
     """Sandbox the student side when bubblewrap works here (it does in CI); else a plain subprocess."""
-    from autograder import sandbox
+    from autograder.sandbox import bwrap as sandbox
 
     return sandbox.available()
 

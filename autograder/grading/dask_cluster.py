@@ -37,7 +37,7 @@ IN_FLIGHT_PER_WORKER = 2
 
 def _where(a) -> tuple[str, str]:
     """The assignment's manifest and release as paths inside the kit's repository (the same on every machine)."""
-    from . import REPO_ROOT
+    from .. import REPO_ROOT
 
     def rel(p: Path) -> str:
         p = Path(p).resolve()
@@ -47,7 +47,7 @@ def _where(a) -> tuple[str, str]:
 
 
 def _locate(where: tuple[str, str]):
-    from . import REPO_ROOT
+    from .. import REPO_ROOT
     from .grade import locate
 
     manifest, release = where
@@ -58,7 +58,7 @@ def worker_check(sandboxed: bool, where: tuple[str, str], release_key: str) -> s
     """Run on every worker before grading: its sandbox works and its kit matches the coordinator's."""
     import socket
 
-    from . import sandbox
+    from ..sandbox import bwrap as sandbox
     from .grade import _inputs_digest
 
     if sandboxed and not sandbox.available():

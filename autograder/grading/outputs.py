@@ -1,14 +1,14 @@
 """What `grade` writes into `--out`: grade tables, Gradescope results, feedback pages.
 
 - `grades.csv`: `student_id,status,score,max_score,late_penalty,flags` (flags joined with `;`;
-  `score` is the gradebook's score less the late penalty, `autograder.deadline`).
+  `score` is the gradebook's score less the late penalty, `autograder.grading.deadline`).
 - `grades_by_check.csv`: `student_id,status` and one column per grade_id (empty when
   the cell was not graded, e.g. a rejected submission or an unmarked written answer).
 - `results/<student_id>.json`: Gradescope's autograder results format (`score`,
   `output`, `tests` with `name, score, max_score, status, output, visibility`), plus
   `extra_data` with the nnkit status, flags, reasons and repairs.
 - `feedback/<student_id>/<notebook>.html`: one page per notebook, rendered and
-  sanitised by `autograder.feedback` and named by the grader
+  sanitised by `autograder.grading.feedback` and named by the grader
   (:func:`write_feedback_pages`).
 
 No student-chosen text is trusted here either. Every CSV cell is neutralised
@@ -231,7 +231,7 @@ def write_feedback_pages(dest_dir: Path, pages: dict[str, str]) -> list[str]:
         if not _PAGE_NAME.match(name):
             raise ValueError(f"feedback page name {ascii(name)} is not a notebook stem from the manifest")
         if not is_grader_page(page):
-            raise ValueError(f"feedback page {name} was not made by autograder.feedback; not written")
+            raise ValueError(f"feedback page {name} was not made by autograder.grading.feedback; not written")
         named[name] = page
     dest_dir = Path(dest_dir)
     fd = _open_dir_nofollow(dest_dir)

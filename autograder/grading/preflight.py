@@ -35,7 +35,7 @@ def _start_kernel(template, settings, workdir: Path) -> str | None:
                       metadata={"kernelspec": {"name": name, "display_name": name, "language": "python"}})
     extra = {}
     if settings.sandbox:
-        from .sandbox_kernel import SandboxedKernelManager
+        from ..sandbox.kernel import SandboxedKernelManager
 
         extra["kernel_manager_class"] = SandboxedKernelManager
     client = NotebookClient(nb, timeout=KERNEL_START_SECONDS, startup_timeout=KERNEL_START_SECONDS,
@@ -47,7 +47,7 @@ def _start_kernel(template, settings, workdir: Path) -> str | None:
     except Exception as exc:  # a kernel that died, could not start, timed out
         detail = f"{type(exc).__name__}: {exc}".strip()
         if settings.sandbox:
-            from .sandbox_kernel import kernel_outcomes
+            from ..sandbox.kernel import kernel_outcomes
 
             tails = [o.get("stderr_tail", "") for o in kernel_outcomes(workdir)]
             if any(tails):
@@ -61,7 +61,7 @@ def _start_kernel(template, settings, workdir: Path) -> str | None:
 
 def _trusted_runner(template, settings) -> str | None:
     """The trusted checks on the reference package: must run and pass (else the grader is broken)."""
-    from . import REPO_ROOT, trusted
+    from .. import REPO_ROOT, trusted
 
     if not template.covered:
         return None

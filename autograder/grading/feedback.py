@@ -341,7 +341,7 @@ def _renderer_dir() -> Path:
 
 
 def _limits(wall_seconds: float, pages: int = 1):
-    from .sandbox import Limits
+    from ..sandbox.bwrap import Limits
 
     return Limits(wall_seconds=wall_seconds, cpu_seconds=int(wall_seconds) + 2, memory_bytes=RENDER_MEMORY_BYTES,
                   max_processes=64, output_bytes=PAGE_BYTES * max(1, pages), file_bytes=RENDER_TMP_BYTES)
@@ -353,7 +353,7 @@ def _launch(script: Path, stdin: bytes, wall_seconds: float, *, sandbox: bool,
     argv = [sys.executable, "-I", str(script)]
     limits = _limits(wall_seconds, pages)
     if sandbox:
-        from . import sandbox as sb
+        from ..sandbox import bwrap as sb
 
         got = sb.run(argv, readable=[script.parent], writable=[], cwd="/tmp", limits=limits, stdin=stdin)
         return got.returncode, got.stdout, got.stderr, got.reason

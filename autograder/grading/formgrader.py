@@ -145,7 +145,7 @@ def _guard_handlers():
 
 
 def _jupyter_server_extension_points():
-    return [{"module": "autograder.formgrader"}]
+    return [{"module": "autograder.grading.formgrader"}]
 
 
 def _load_jupyter_server_extension(serverapp) -> None:
@@ -176,7 +176,7 @@ def server_config(out: Path, *, port: int, token: str, db_url: str, private: Pat
     c.ServerApp.root_dir = str(out)
     c.ServerApp.allow_root = True
     c.ServerApp.terminals_enabled = False
-    c.ServerApp.jpserver_extensions = {"autograder.formgrader": True}
+    c.ServerApp.jpserver_extensions = {"autograder.grading.formgrader": True}
     c.ServerApp.contents_manager_class = _contents_manager_class()
     c.ServerApp.kernel_manager_class = _kernel_manager_class()
     c.KernelSpecManager.allowed_kernelspecs = {_NO_KERNEL}
@@ -253,7 +253,7 @@ def serve(out: Path, *, port: int, token: str, db_url: str, private: Path, annou
 def formgrader_command(assignment: str, out: str, port: int | None = None, db: str | None = None,
                        token: str | None = None) -> int:
     """`python -m autograder formgrader <assignment> --out OUT [--port P] [--db URL] [--token T]`."""
-    from .manifest import ManifestError, load_manifest
+    from ..manifest import ManifestError, load_manifest
 
     try:
         manifest = load_manifest(assignment)

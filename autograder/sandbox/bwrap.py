@@ -4,7 +4,7 @@ Everything the grader runs on behalf of a student (a fresh Python process for
 the trusted checks, the notebook kernel during autograde) goes through here.
 :func:`run` runs one command and returns a :class:`SandboxResult`;
 :func:`bwrap_argv` builds the command line only (the sandboxed kernel uses it,
-see ``autograder.sandbox_kernel``).
+see ``autograder.sandbox.kernel``).
 
 What the sandboxed process sees
 -------------------------------

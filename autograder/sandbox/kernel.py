@@ -3,7 +3,7 @@
 nbgrader's autograde executes notebooks with its ``Execute`` preprocessor, an
 nbclient ``NotebookClient``. nbclient starts the kernel through its
 ``kernel_manager_class``; here that is :class:`SandboxedKernelManager`, which
-wraps the kernel command in ``autograder.sandbox``'s bwrap command line, so the
+wraps the kernel command in ``autograder.sandbox.bwrap``'s bwrap command line, so the
 kernel gets exactly the sandbox of ``sandbox.run`` (see that module's docstring
 for what is visible and how each limit is enforced):
 
@@ -70,8 +70,8 @@ from jupyter_client.manager import AsyncKernelManager
 from traitlets import Dict, Float, Integer, List, Type, Unicode, default
 from traitlets.config import Config
 
-from autograder import sandbox
-from autograder.sandbox import Limits
+from . import bwrap as sandbox
+from .bwrap import Limits
 
 __all__ = [
     "SandboxedKernelManager",
@@ -154,7 +154,7 @@ class SandboxedKernelManager(AsyncKernelManager):
     output_bytes = Integer(Limits.output_bytes).tag(config=True)
     file_bytes = Integer(Limits.file_bytes).tag(config=True)
 
-    client_class = Unicode("autograder.sandbox_kernel.SandboxedKernelClient").tag(config=True)
+    client_class = Unicode("autograder.sandbox.kernel.SandboxedKernelClient").tag(config=True)
     client_factory = Type(klass="jupyter_client.asynchronous.AsyncKernelClient", config=True)
 
     @default("client_factory")

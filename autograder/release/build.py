@@ -4,7 +4,7 @@ The release of `source/<assignment>/` + `source/nnkit/` (default output
 `assignments/<assignment>/`) holds::
 
     <notebooks>          from nbgrader's generate_assignment (in-process, kit's own config)
-    nnkit/               every module of source/nnkit; student modules stripped (autograder.strip)
+    nnkit/               every module of source/nnkit; student modules stripped (autograder.release.strip)
     manifest.toml        the assignment's manifest, regenerated without instructor comments
     datasets/fetch.py    the dataset fetch helper, and datasets/embedded/ so it works offline
     make_submission.py   the submission helper (stdlib only)
@@ -17,7 +17,7 @@ Before anything is built, every source notebook is checked as nbgrader will read
 (gate `notebook`: metadata, points, marker typos, unclosed or misplaced regions), each
 error naming the notebook, the line of the `.ipynb`, the cell (index and grade_id) and the
 fix. It is built in a temporary folder beside the output, then every gate runs
-(`autograder.leakgate`, plus the self-grade and the digest check here). Only when all pass does the new
+(`autograder.release.gates`, plus the self-grade and the digest check here). Only when all pass does the new
 release replace the old one, atomically; otherwise nothing changes and the command
 exits 1 naming the gate and `file:line`. The same source gives a byte-identical release.
 """
@@ -39,16 +39,32 @@ from pathlib import Path
 from string import Template
 from typing import Callable
 
-from . import REPO_ROOT
-from .leakgate import (
-    FILLER, Allowed, GateFailure, SolutionFragments, SourceLines, Stub, check_allow_list, check_hidden_files, check_markers,
-    check_outputs, check_solution_fragments, check_solution_lines, check_stubs, check_validate, line_of,
-    fragment_tokens, notebook_source_lines, raw_line_of, release_files,
+from .. import REPO_ROOT
+from .gates import (
+    FILLER,
+    Allowed,
+    GateFailure,
+    SolutionFragments,
+    SourceLines,
+    Stub,
+    check_allow_list,
+    check_hidden_files,
+    check_markers,
+    check_outputs,
+    check_solution_fragments,
+    check_solution_lines,
+    check_stubs,
+    check_validate,
+    line_of,
+    fragment_tokens,
+    notebook_source_lines,
+    raw_line_of,
+    release_files,
 )
-from .manifest import Manifest, ManifestError, load_manifest
+from ..manifest import Manifest, ManifestError, load_manifest
 from .strip import CANONICAL_MARKERS, StripError, find_regions, marker_typo, strip_source
 
-RELEASE_FILES = Path(__file__).resolve().parent / "release_files"
+RELEASE_FILES = Path(__file__).resolve().parent / "files"
 #: Environment of every kernel the release starts: the embedded dataset, no way to import
 #: the reference through PYTHONPATH, and no bytecode caches written into copies.
 KERNEL_ENV = {"NNKIT_DATASET": "embedded", "PYTHONPATH": None, "PYTHONDONTWRITEBYTECODE": "1",
@@ -431,7 +447,7 @@ def _check_points(manifest: Manifest, graded: list[GradeCell], mfile: Path, mpat
 
 
 def _allow_list(mfile: Path, mpath: str) -> list[Allowed]:
-    """The manifest's `[release.allow]`: `"text students see on purpose" = "why"` (see autograder.leakgate)."""
+    """The manifest's `[release.allow]`: `"text students see on purpose" = "why"` (see autograder.release.gates)."""
     import tomllib
 
     data = tomllib.loads(mfile.read_text(encoding="utf-8"))  # load_manifest has parsed it once already
@@ -485,7 +501,7 @@ def manifest_toml(m: Manifest) -> str:
 
 
 def readme(m: Manifest) -> str:
-    """The student README from release_files/README.md (placeholders: $title, $assignment, $notebooks, $modules)."""
+    """The student README from release/files/README.md (placeholders: $title, $assignment, $notebooks, $modules)."""
     template = Template((RELEASE_FILES / "README.md").read_text(encoding="utf-8"))
     return template.substitute(
         title=m.title, assignment=m.assignment,
@@ -542,7 +558,7 @@ class Course:
 def open_course(plan: Plan, workdir: Path, exclude_overwriting: bool = True) -> tuple[Course, Path]:
     """Create a course in `workdir` whose source is the source notebooks + the reference nnkit,
     run generate_assignment, and return it with nbgrader's release folder."""
-    from . import nbgrader_course as nc
+    from .. import nbgrader_course as nc
 
     m = plan.manifest
     config = nc.build_config(workdir, assignment=m.assignment,
@@ -565,7 +581,7 @@ def _generate_error(plan: Plan, workdir: Path, report: str) -> ReleaseError:
     """nbgrader refused the source in a way the kit's own checks (gate `notebook`) do not know:
     name the notebook (found by generating each one alone) and nbgrader's own error line,
     never its traceback."""
-    from . import nbgrader_course as nc
+    from .. import nbgrader_course as nc
 
     lines = [l.strip() for l in report.split("\n")]
     found = [n for n, l in enumerate(lines) if re.match(r"[\w.]*(Error|Exception|Exit)\b.*:", l)
@@ -624,7 +640,7 @@ def run_reference(plan: Plan, workdir: Path, env: dict[str, str] | None = None) 
     """
     import nbclient
     import nbformat
-    from . import nbgrader_course as nc
+    from .. import nbgrader_course as nc
 
     m = plan.manifest
     nc.copy_tree(plan.source_dir, workdir, list(m.notebooks))
@@ -668,7 +684,7 @@ def self_grade(plan: Plan, course: Course, reference: Path, release: Path) -> di
     every autograded cell, and neither may crash the grader. Returns
     {"reference": {grade_id: (score, max)}, "release": {...}}.
     """
-    from . import nbgrader_course as nc
+    from .. import nbgrader_course as nc
 
     m = plan.manifest
     db = course.config.CourseDirectory.db_url
@@ -710,7 +726,7 @@ def release_inputs(assignment: str, root: Path = REPO_ROOT) -> dict[str, Path]:
     - every file of ``source/nnkit/`` (caches and hidden files aside): the reference
       package, stripped or copied;
     - ``datasets/fetch.py`` and ``datasets/embedded/``, shipped as they are;
-    - ``release_files/*`` (the kit's ``autograder/release_files/``: the student README
+    - ``release_files/*`` (the kit's ``autograder/release/files/``: the student README
       template, ``requirements.txt``, ``make_submission.py``).
 
     Plus, as a line of its own, the nbgrader version (its generate_assignment writes the
@@ -756,7 +772,7 @@ def input_hashes(assignment: str, root: Path = REPO_ROOT) -> dict[str, str | Non
 def digest_text(assignment: str, inputs: dict[str, str | None], release: Path) -> str:
     """The RELEASE_DIGEST of the staged release `release` built from `inputs`."""
     out = [f"# What built this release; written by `python -m autograder release {assignment}`.\n",
-           "# `grade` checks it (autograder.release.release_freshness): the release is stale when an\n",
+           "# `grade` checks it (autograder.release.build.release_freshness): the release is stale when an\n",
            "# input below changed since, or a file of the release was edited. sha256, two spaces, path.\n",
            f"format {DIGEST_FORMAT}\n", f"builder {_builder()}\n"]
     out += [f"input {h or '-'}  {name}\n" for name, h in sorted(inputs.items())]
@@ -976,7 +992,7 @@ def build_release(assignment: str, *, root: Path = REPO_ROOT, output: str | Path
         # validate and the self-grade execute notebooks: on copies, never in the release.
         validate_copy = scratch / "validate"
         shutil.copytree(staging, validate_copy)
-        from . import nbgrader_course as nc
+        from .. import nbgrader_course as nc
 
         scores = {}
         with nc.environ(NNKIT_DATA_DIR=str(plan.root / "datasets"), **KERNEL_ENV), \

@@ -68,13 +68,13 @@ def files_digest(files: dict[str, bytes] | None = None, workdir: Path | None = N
 
 
 #: The grader's modules a grade depends on (the release and instructor tools are not among them).
-GRADING_MODULES = ("grade.py", "repair.py", "ingest.py", "nbgrader_course.py", "sandbox.py",
-                   "sandbox_kernel.py", "feedback.py", "manifest.py", "trusted")
+GRADING_MODULES = ("grading/grade.py", "grading/repair.py", "grading/ingest.py", "nbgrader_course.py", "sandbox",
+                   "grading/feedback.py", "manifest.py", "trusted")
 
 
 def grader_digest(extra: str = "") -> str:
     """sha256 of the grading code (GRADING_MODULES) plus `extra` (the settings that change grades)."""
-    root = Path(__file__).resolve().parent
+    root = Path(__file__).resolve().parents[1]  # autograder/
     h = hashlib.sha256(extra.encode())
     for name in GRADING_MODULES:
         path = root / name

@@ -8,18 +8,18 @@ The flow, for `grade(assignment, submissions, out)`:
    nbgrader's generate_assignment fills its gradebook and makes the release
    notebooks that `repair` restores grade cells from. Nothing of the reference
    package is in it, so no misconfiguration can grade a student on it.
-2. **Ingest** (`autograder.ingest`) makes a safe working copy of each submission,
+2. **Ingest** (`autograder.grading.ingest`) makes a safe working copy of each submission,
    or refuses it with a reason.
 3. **Workers.** `workers` processes (multiprocessing, spawn) import nbgrader once
    and then grade one submission at a time, each in its own copy of the template
    course with its own copy of the template gradebook: repair
-   (`autograder.repair`), nbgrader's autograde through `NbGraderAPI` with the
-   student's kernel in bubblewrap (`autograder.sandbox_kernel`), the per-cell
+   (`autograder.grading.repair`), nbgrader's autograde through `NbGraderAPI` with the
+   student's kernel in bubblewrap (`autograder.sandbox.kernel`), the per-cell
    scores, the trusted checks (`autograder.trusted`, where the assignment has
    them) and the feedback HTML. A worker returns plain data only.
 4. **Coordinator.** This process alone writes the real gradebook (nbgrader's
    `Gradebook`, SQLite in `out` or any SQLAlchemy URL), keeps manual grades,
-   and writes `grades.csv`, `grades_by_check.csv`, `results/` (`autograder.outputs`).
+   and writes `grades.csv`, `grades_by_check.csv`, `results/` (`autograder.grading.outputs`).
    A worker that hangs past the submission's hard deadline, or dies, is killed
    and replaced; that submission is recorded as `partial`, never as a silent 0.
 
@@ -53,9 +53,9 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Iterable
 
-from . import REPO_ROOT
+from .. import REPO_ROOT
 from .ingest import IngestLimits, discover, ingest
-from .manifest import Manifest, load_manifest
+from ..manifest import Manifest, load_manifest
 
 COURSE_ID = "nnkit"
 
@@ -211,7 +211,7 @@ def trusted_coverage(assignment: str, use_trusted: bool) -> frozenset[str]:
     """The grade ids whose points come from the trusted checks (empty without them)."""
     if not use_trusted:
         return frozenset()
-    from . import trusted
+    from .. import trusted
 
     if assignment not in trusted.SUPPORTED:
         return frozenset()
@@ -270,7 +270,7 @@ def cached_template(a: Assignment, settings: Settings = Settings()) -> Template:
 
 def prepare_template(a: Assignment, root: Path, settings: Settings = Settings()) -> Template:
     """Build the template course in `root` (see the module docstring, step 1)."""
-    from . import nbgrader_course as nc
+    from .. import nbgrader_course as nc
 
     m = a.manifest
     covered = trusted_coverage(m.assignment, settings.trusted)
@@ -305,7 +305,7 @@ def _guard_class(sandboxed: bool):
     from traitlets import Integer
 
     if sandboxed:
-        from .sandbox_kernel import SandboxedExecute as Base
+        from ..sandbox.kernel import SandboxedExecute as Base
     else:
         from nbgrader.preprocessors import Execute as Base
 
@@ -473,7 +473,7 @@ def grade_submission(template: Template, settings: Settings, student_id: str, wo
     (`template.wall_seconds`): the notebooks get what is left after a reserve for the
     trusted checks and the feedback pages.
     """
-    from . import nbgrader_course as nc
+    from .. import nbgrader_course as nc
     from .repair import repair_file
 
     started = time.perf_counter()
@@ -502,7 +502,7 @@ def grade_submission(template: Template, settings: Settings, student_id: str, wo
         flags.add("missing_files")
         reasons.append("not submitted, graded as the release stub: " + ", ".join(missing_modules))
     late = ingest_info.get("late")
-    # nbgrader keeps the hand-in time in the gradebook; unknown without a source (see autograder.deadline).
+    # nbgrader keeps the hand-in time in the gradebook; unknown without a source (see autograder.grading.deadline).
     stamp = late["submitted_at"].replace("T", " ").replace("+00:00", "") if late else "2000-01-01 00:00:00.000000"
     (sub / "timestamp.txt").write_text(stamp + " UTC\n", encoding="utf-8")
 
@@ -551,8 +551,8 @@ def grade_submission(template: Template, settings: Settings, student_id: str, wo
     defaults = Autograde.class_traits()["autograde_preprocessors"].default()
     kernel_env = {"NNKIT_DATASET": settings.dataset}
     if settings.sandbox:
-        from .sandbox import Limits
-        from .sandbox_kernel import clear_kernel_outcomes, sandbox_kernel_config
+        from ..sandbox.bwrap import Limits
+        from ..sandbox.kernel import clear_kernel_outcomes, sandbox_kernel_config
 
         limits = Limits(wall_seconds=min(settings.notebook_timeout, template.wall_seconds) + 10,
                         cpu_seconds=settings.cpu_seconds, memory_bytes=settings.memory_bytes,
@@ -694,7 +694,7 @@ def grade_submission(template: Template, settings: Settings, student_id: str, wo
 
 def _read_executed(path: Path) -> bytes | None:
     """The bytes of an executed notebook nbgrader wrote, as a regular file within the budget, else None."""
-    from .trusted.execute import read_regular
+    from ..trusted.execute import read_regular
 
     data = read_regular(path, MAX_EXECUTED_NOTEBOOK_BYTES)
     return None if data is None or len(data) > MAX_EXECUTED_NOTEBOOK_BYTES else data
@@ -741,7 +741,7 @@ def render_feedback(template: Template, settings: Settings, executed: dict[str, 
 def _trusted_verdicts(template: Template, settings: Settings, student_id: str, trusted_dir: Path,
                       wall_seconds: float) -> dict:
     """The trusted checks' report, or `{"error": why}`: any failure is the grader's, never a pass."""
-    from . import trusted
+    from .. import trusted
 
     try:
         report = trusted.check_package(trusted_dir / "nnkit", template.assignment, student_id=student_id,
@@ -944,7 +944,7 @@ class WorkerPool:
 
 def register_assignment(a: Assignment, db_url: str, scratch: Path) -> None:
     """Create or update the assignment, its notebooks and cells in the real gradebook."""
-    from . import nbgrader_course as nc
+    from .. import nbgrader_course as nc
 
     config = nc.build_config(scratch, assignment=a.name, db_url=db_url, course_id=COURSE_ID)
     api = nc.make_api(config)
@@ -1126,11 +1126,11 @@ def grade(assignment: str | Path, submissions: str | Path, out: str | Path, *, w
           scheduler: str | None = None, preflight: bool = True, timestamps: str | Path | None = None) -> list[dict]:
     """Grade every submission in `submissions` into `out`; return the whole class's results.
 
-    Each finished submission is committed at once (`autograder.commit`): a crash loses
+    Each finished submission is committed at once (`autograder.grading.commit`): a crash loses
     nothing that finished. A rerun skips the submissions whose committed grade has the
     same key (submission, release, grader); `force` regrades them all. A submission whose
     worker died is retried once. `scheduler` sends each submission to a Dask cluster
-    instead of local workers (`autograder.dask_cluster`). `progress(result)` is called per
+    instead of local workers (`autograder.grading.dask_cluster`). `progress(result)` is called per
     submission as it is committed (`result["skipped"]` is True for one kept from before).
 
     Each result: `student_id, status, score, max_score, flags, reasons, cells, repairs, ...`
@@ -1142,7 +1142,7 @@ def grade(assignment: str | Path, submissions: str | Path, out: str | Path, *, w
     GradeRunError : the run could not start or had to stop (what finished stays committed).
     RunLocked : another run holds `out` or the gradebook.
 
-    `timestamps` : the LMS export of hand-in times (`autograder.deadline`), for the manifest's late policy.
+    `timestamps` : the LMS export of hand-in times (`autograder.grading.deadline`), for the manifest's late policy.
     """
     from . import commit as C
     from .runlock import RunLock
@@ -1199,7 +1199,7 @@ def _refuse_stale_release(a: Assignment, root: Path) -> None:
     """The repository's own release must be what its `source/` builds now (a threshold edited
     without a rebuild once took 4 points from 7 students whose feedback said 4/4). An older
     release is graded only when named with `--release`."""
-    from .release import release_freshness
+    from ..release.build import release_freshness
 
     own = Path(root).resolve() / "source" / a.name / "manifest.toml"
     if a.manifest.path is None or Path(a.manifest.path).resolve() != own:
@@ -1328,7 +1328,7 @@ def grade_command(assignment: str, submissions: str, out: str, workers: int = 1,
                   release: str | None = None, timestamps: str | None = None) -> int:
     """`python -m autograder grade <assignment> --submissions DIR --out DIR [--workers N] [--db URL]
     [--force] [--scheduler ADDRESS] [--release DIR]`."""
-    from . import sandbox
+    from ..sandbox import bwrap as sandbox
     from .outputs import format_table
     from .runlock import RunLocked
 
@@ -1436,7 +1436,7 @@ def feedback_command(assignment: str, out: str, db: str | None = None, unsafe_no
     """`python -m autograder feedback <assignment> --out DIR [--db URL]`: every page again, with the scores
     that count now (manual grades and comments from formgrader included), from the executed notebooks."""
     from . import commit as C
-    from . import sandbox
+    from ..sandbox import bwrap as sandbox
     from .runlock import RunLock, RunLocked
 
     folder = Path(out).resolve()
