@@ -14,9 +14,9 @@ import sys
 VERBS = {
     "demo": ("autograder.demo", "demo", "the whole instructor flow on the embedded dataset"),
     "release": ("autograder.release.build", "release_command", "build the leak-free student release of an assignment"),
-    "grade": ("autograder.grading.grade", "grade_command", "sandboxed, parallel autograding of a class"),
-    "export": ("autograder.grading.grade", "export_command", "the whole class's grades from the gradebook"),
-    "feedback": ("autograder.grading.grade", "feedback_command", "feedback pages again, with manual grades, after formgrader"),
+    "grade": ("autograder.grading.commands", "grade_command", "sandboxed, parallel autograding of a class"),
+    "export": ("autograder.grading.commands", "export_command", "the whole class's grades from the gradebook"),
+    "feedback": ("autograder.grading.commands", "feedback_command", "feedback pages again, with manual grades, after formgrader"),
     "formgrader": ("autograder.grading.formgrader", "formgrader_command", "manual grading in nbgrader's formgrader (a browser on loopback)"),
     "check-package": ("autograder.trusted", "check_package_command", "trusted checks of an nnkit package, outside the student's kernel"),
 }

@@ -10,7 +10,7 @@
    affine layer that forgets its bias) and `hostile` (the same wrong affine layer,
    plus a cell that tries to read and rewrite the gradebook, reach the network and
    other files, and monkeypatches numpy so that the wrong layer passes its cell).
-4. **Grading** with `autograder.grading.grade` (sandboxed; 2 workers), which also writes the
+4. **Grading** with `autograder.grading` (sandboxed; 2 workers), which also writes the
    feedback and the exports into `<work>/out/`.
 5. **The grade table**, and a check of what must hold: the reference gets every
    autograded point, the untouched release none, the buggy one fewer than the
@@ -168,7 +168,8 @@ def run_demo(workdir: str | os.PathLike | None = None) -> int:
     """Run the instructor flow; keep everything in `workdir` if given. Returns 0 when every expectation holds."""
     from .release import build as rel
     from .sandbox import bwrap as sandbox
-    from .grading.grade import Settings, grade
+    from .grading.coordinator import grade
+    from .grading.settings import Settings
     from .manifest import load_manifest
     from .grading.outputs import format_table
 

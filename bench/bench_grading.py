@@ -75,7 +75,7 @@ def dask_run(subs_dir: Path, work: Path, settings, n: int) -> float | None:
     except ImportError:
         print("  2-worker Dask cluster: skipped (pip install distributed)")
         return None
-    from autograder.grading.grade import grade
+    from autograder.grading.coordinator import grade
     from grading.conftest import TOY_MANIFEST
 
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
@@ -91,7 +91,7 @@ def coordinator_memory(work: Path, release: Path, settings, class_size: int) -> 
     import json
 
     from autograder.grading import commit as C
-    from autograder.grading.grade import grade
+    from autograder.grading.coordinator import grade
     from grading.conftest import TOY_MANIFEST, make_submission
 
     subs, out = work / "class", work / "out_class"
@@ -108,7 +108,9 @@ def coordinator_memory(work: Path, release: Path, settings, class_size: int) -> 
     probe = (
         "import sys, time, json\n"
         f"sys.path[:0] = [{str(REPO)!r}, {str(REPO / 'tests')!r}]\n"
-        "from autograder.grading.grade import grade, cached_template, locate, Settings\n"
+        "from autograder.grading.coordinator import grade\n"
+        "from autograder.grading.template import cached_template, locate\n"
+        "from autograder.grading.settings import Settings\n"
         "from grading.conftest import TOY_MANIFEST\n"
         "import dataclasses\n"
         "def mem(key):\n"
@@ -140,7 +142,9 @@ def main(argv=None) -> int:
     class_size = 200 if args.quick else args.class_size
 
     from autograder.sandbox import bwrap as sandbox
-    from autograder.grading.grade import Settings, cached_template, grade, locate
+    from autograder.grading.settings import Settings
+    from autograder.grading.template import cached_template, locate
+    from autograder.grading.coordinator import grade
     from grading.conftest import TOY_MANIFEST, TOY_REPO, make_submission
 
     work = Path(tempfile.mkdtemp(prefix="nnkit-bench-grading-"))

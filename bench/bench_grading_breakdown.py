@@ -55,7 +55,7 @@ def _reference_zip(work: Path) -> Path:
 
 
 def _sandboxed(template, settings, zip_path: Path, work: Path, k: int) -> dict:
-    from autograder.grading.grade import grade_submission
+    from autograder.grading.submission import grade_submission
     from autograder.grading.ingest import ingest
 
     got = ingest("reference", zip_path, template.submission_files, work / f"ingested{k}")
@@ -153,7 +153,9 @@ def _kernel_start(sandboxed: bool, workdir: Path) -> float:
 
 def _fixed_startup(work: Path) -> dict:
     """The parts of a `grade` run before its first submission starts (a fresh template each)."""
-    from autograder.grading.grade import Settings, locate, prepare_template, register_assignment
+    from autograder.grading.settings import Settings
+    from autograder.grading.template import locate, prepare_template
+    from autograder.grading.gradebook import register_assignment
     from autograder.grading.preflight import preflight
 
     a = locate("fcnets")
@@ -181,7 +183,8 @@ def main(argv=None) -> int:
     rounds = 1 if args.quick else 2
 
     from autograder.sandbox import bwrap as sandbox
-    from autograder.grading.grade import Settings, cached_template, locate
+    from autograder.grading.settings import Settings
+    from autograder.grading.template import cached_template, locate
 
     if not sandbox.available():
         print(f"skipped: no sandbox here ({sandbox.unavailable_reason()})")

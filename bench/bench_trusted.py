@@ -7,7 +7,7 @@ Prints, measured in this run with one BLAS thread:
 - the runner on the reference package, sandboxed (bubblewrap) and as a plain subprocess;
 - the floor: an empty sandboxed `python -I -c "import numpy"`;
 - a whole `check_package` call (cached reference), i.e. the per-submission cost in `grade`;
-- when `autograder.grading.grade` exists: a whole `grade` run on one reference submission, and the
+- a whole `grade` run on one reference submission, and the
   share of it spent in the trusted checks.
 Nothing here asserts a time.
 """
@@ -78,15 +78,7 @@ def main(argv):
     if runner_box:
         print(f"sandbox overhead: runner sandboxed / plain = {runner_box[0] / dict(rows)['runner, plain subprocess'][0]:.2f}x")
 
-    try:
-        from autograder.grading import grade# noqa: F401
-    except ImportError:
-        print("grade: autograder.grading.grade is not available yet; share of grading time not measured")
-        return 0
-    grade_command = getattr(grade, "grade_command", None)
-    if grade_command is None:
-        print("grade: autograder.grading.grade has no grade_command yet; share of grading time not measured")
-        return 0
+    from autograder.grading.commands import grade_command
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("mutation_kit", ROOT / "tests" / "trusted" / "mutation_kit.py")

@@ -68,8 +68,9 @@ def files_digest(files: dict[str, bytes] | None = None, workdir: Path | None = N
 
 
 #: The grader's modules a grade depends on (the release and instructor tools are not among them).
-GRADING_MODULES = ("grading/grade.py", "grading/repair.py", "grading/ingest.py", "nbgrader_course.py", "sandbox",
-                   "grading/feedback.py", "manifest.py", "trusted")
+GRADING_MODULES = ("grading/result.py", "grading/settings.py", "grading/template.py", "grading/execute.py",
+                   "grading/submission.py", "grading/repair.py", "grading/ingest.py", "grading/feedback.py",
+                   "nbgrader_course.py", "sandbox", "manifest.py", "trusted")
 
 
 def grader_digest(extra: str = "") -> str:
@@ -177,7 +178,8 @@ def commit(out: Path, db_url: str, assignment: str, result: dict, key: GradingKe
 def apply(out: Path, db_url: str, record: dict) -> dict:
     """Make the gradebook and the files of --out equal to `record` (idempotent)."""
     from . import outputs
-    from .grade import REJECTED, write_gradebook
+    from .result import REJECTED
+    from .gradebook import write_gradebook
 
     result = dict(record["result"])
     sid, assignment = result["student_id"], record["assignment"]
@@ -250,7 +252,8 @@ def recover(out: Path, db_url: str) -> int:
 
 def class_results(out: Path, db_url: str, assignment: str) -> list[dict]:
     """Every committed result of `assignment`, with the scores that count now (manual grades included)."""
-    from .grade import REJECTED, final_scores
+    from .result import REJECTED
+    from .gradebook import final_scores
 
     finals = final_scores(db_url, assignment)
     results = []

@@ -48,7 +48,7 @@ def _where(a) -> tuple[str, str]:
 
 def _locate(where: tuple[str, str]):
     from .. import REPO_ROOT
-    from .grade import locate
+    from .template import locate
 
     manifest, release = where
     return locate(REPO_ROOT / manifest, release_dir=REPO_ROOT / release)
@@ -59,7 +59,7 @@ def worker_check(sandboxed: bool, where: tuple[str, str], release_key: str) -> s
     import socket
 
     from ..sandbox import bwrap as sandbox
-    from .grade import _inputs_digest
+    from .template import _inputs_digest
 
     if sandboxed and not sandbox.available():
         raise RuntimeError(f"worker {socket.gethostname()}: no sandbox: {sandbox.unavailable_reason()}")
@@ -71,7 +71,7 @@ def worker_check(sandboxed: bool, where: tuple[str, str], release_key: str) -> s
 
 
 def _settings_from(d: dict):
-    from .grade import Settings
+    from .settings import Settings
     from .ingest import IngestLimits
 
     return Settings(**{**d, "ingest_limits": IngestLimits(**d["ingest_limits"])})
@@ -81,7 +81,8 @@ def grade_task(payload: str) -> str:
     """One submission, graded on a worker; JSON in, JSON out (see the module docstring)."""
     import warnings
 
-    from .grade import cached_template, grade_job
+    from .template import cached_template
+    from .pool import grade_job
 
     # nbgrader 0.9.6 + SQLAlchemy 2: "Object ... not in session" on every submission; harmless.
     warnings.filterwarnings("ignore", message=r".*not in session.*")
@@ -116,7 +117,8 @@ def run_on_cluster(scheduler: str, a, template, settings, jobs, release_key: str
     """Yield `(job, result)` as the cluster finishes submissions (results as `grade` expects them)."""
     from distributed import Client, wait
 
-    from .grade import DEADLINE_SLACK_SECONDS, GradeRunError
+    from .settings import DEADLINE_SLACK_SECONDS
+    from .coordinator import GradeRunError
 
     try:
         client = Client(scheduler, timeout=30)

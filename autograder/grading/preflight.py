@@ -78,7 +78,7 @@ def _trusted_runner(template, settings) -> str | None:
 
 def preflight(template, settings) -> None:
     """Raise GradeRunError, with the real error and the fix, unless kernel and runner both work here."""
-    from .grade import GradeRunError
+    from .coordinator import GradeRunError
 
     workdir = Path(tempfile.mkdtemp(prefix="nnkit-preflight-"))
     workdir.chmod(0o755)  # read-only inside the sandbox, whose uid is not ours when we are root

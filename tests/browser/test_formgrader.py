@@ -1,7 +1,7 @@
 """A TA grades a written answer in nbgrader's formgrader, in a real browser.
 
 The toy assignment (tests/grading/fixtures/toy_repo) is graded into a temporary OUT with
-`autograder.grading.grade.grade` (once per module); `python -m autograder formgrader` serves OUT on a
+`autograder.grading.coordinator.grade` (once per module); `python -m autograder formgrader` serves OUT on a
 free loopback port in a subprocess.
 
 - Over HTTP (no browser needed): ann's submission page carries her answer without the script
@@ -30,14 +30,15 @@ from pathlib import Path
 
 import pytest
 
-from autograder.grading import grade as G
+from autograder.grading import coordinator as G
+from autograder.grading.settings import Settings
 from autograder import nbgrader_course as nc
 from autograder.sandbox import bwrap as sandbox
 from autograder.grading.formgrader import free_port
 from tests.grading.conftest import STUB_OPS, TOY_MANIFEST, TOY_REPO, make_submission
 
 REPO = Path(__file__).resolve().parents[2]
-SETTINGS = replace(G.Settings(), cell_timeout=20, notebook_timeout=90, sandbox=sandbox.available())
+SETTINGS = replace(Settings(), cell_timeout=20, notebook_timeout=90, sandbox=sandbox.available())
 ANSWER = "Because twice is nice."
 HOSTILE = (ANSWER + ' <img src=x onerror="window.__nnkit_pwned=\'img\'">'
            "<script>window.__nnkit_pwned='script'</script>")

@@ -9,7 +9,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from autograder.grading import grade as G
+from autograder.grading import coordinator as G
+from autograder.grading.settings import Settings
 from autograder.sandbox import bwrap as sandbox
 from autograder.grading.deadline import (
     Deadline,
@@ -104,7 +105,7 @@ def test_grade_applies_the_late_policy_in_every_output(tmp_path, toy_release):
     make_submission(toy_release, subs / "ben")
     stamps = tmp_path / "lms.csv"
     stamps.write_text("student_id,submitted_at\nann,2026-12-15T20:00:00Z\nben,2026-12-17T06:00:00Z\n")
-    settings = replace(G.Settings(), cell_timeout=20, notebook_timeout=90)
+    settings = replace(Settings(), cell_timeout=20, notebook_timeout=90)
     res = {r["student_id"]: r for r in G.grade(manifest, subs, out, settings=settings, timestamps=stamps)}
     assert res["ann"]["score"] == 6.0 and "late" not in res["ann"]["flags"]
     assert res["ben"]["score"] == pytest.approx(6.0 - 0.2 * 7) and "late" in res["ben"]["flags"]

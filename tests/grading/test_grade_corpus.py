@@ -16,7 +16,8 @@ import pytest
 
 from autograder import REPO_ROOT
 from autograder.sandbox import bwrap as sandbox
-from autograder.grading.grade import Settings, grade
+from autograder.grading.settings import Settings
+from autograder.grading.coordinator import grade
 
 from .conftest import TOY_MANIFEST, TOY_POINTS
 from .corpus import CORPUS, FULL

@@ -22,14 +22,18 @@ import pytest
 from autograder import REPO_ROOT
 from autograder.sandbox import bwrap as sandbox
 from autograder.grading import commit as C
-from autograder.grading import grade as G
+from autograder.grading import coordinator as G
+from autograder.grading.gradebook import final_scores
+from autograder.grading import pool as grading_pool
+from autograder.grading.pool import _LazyPool
+from autograder.grading.settings import Settings
 from autograder.grading.runlock import RunLock, RunLocked
 
 from .conftest import STUB_OPS, TOY_MANIFEST, make_submission
 
 pytestmark = pytest.mark.skipif(not sandbox.available(), reason="bubblewrap is needed: " + sandbox.unavailable_reason())
 
-SETTINGS = replace(G.Settings(), cell_timeout=20, notebook_timeout=90)
+SETTINGS = replace(Settings(), cell_timeout=20, notebook_timeout=90)
 
 
 def _class(release, subs: Path, n: int) -> list[str]:
@@ -73,7 +77,7 @@ def _children_of(pid: int) -> list[int]:
 
 def _consistent(out: Path) -> dict[str, float]:
     """Every committed student agrees across the gradebook, results/<sid>.json and grades.csv."""
-    finals = G.final_scores(f"sqlite:///{out / 'gradebook.db'}", "toy")
+    finals = final_scores(f"sqlite:///{out / 'gradebook.db'}", "toy")
     rows = {r["student_id"]: r for r in csv.DictReader(open(out / "grades.csv"))}
     for sid, (score, _top, _cells) in finals.items():
         gs = json.loads((out / "results" / f"{sid}.json").read_text())
@@ -171,8 +175,8 @@ def test_a_worker_that_dies_twice_is_recorded_with_the_reason(monkeypatch):
                         break
                     job = self.again.pop()
 
-    monkeypatch.setattr(G, "WorkerPool", DyingPool)
-    pool = G._LazyPool(1, ())
+    monkeypatch.setattr(grading_pool, "WorkerPool", DyingPool)
+    pool = _LazyPool(1, ())
     (job, result), = list(pool.run([{"student_id": "ann", "workdir": "/nonexistent", "key": None}], 10))
     assert deaths == ["ann", "ann"] and job["retried"]
     crashed = G._crashed("ann", result, job["retried"])
@@ -237,7 +241,7 @@ def test_a_disk_that_fills_during_the_run_stops_it_and_loses_nothing_committed(t
     record = C.load_record(out, sid)
     assert record and (out / ".nnkit" / "records" / f"{sid}.applied").read_text() == record["commit"]
     assert (out / "feedback" / sid / "01_toy.html").is_file()
-    assert G.final_scores(f"sqlite:///{out / 'gradebook.db'}", "toy")[sid][0] == 6.0
+    assert final_scores(f"sqlite:///{out / 'gradebook.db'}", "toy")[sid][0] == 6.0
     # With the space back, a rerun finishes the class and keeps the first student's commit.
     results = G.grade(TOY_MANIFEST, subs, out, settings=SETTINGS, workers=1)
     assert [r["student_id"] for r in results] == ["s00", "s01", "s02"]

@@ -97,7 +97,8 @@ def test_fcnets_untouched_release_scores_zero_and_hostile_is_contained_and_score
     from nbgrader.api import Gradebook
 
     from autograder import course_demo
-    from autograder.grading.grade import Settings, grade
+    from autograder.grading.settings import Settings
+    from autograder.grading.coordinator import grade
     from autograder.manifest import load_manifest
 
     m = load_manifest("fcnets")
@@ -141,7 +142,7 @@ def test_fcnets_untouched_release_scores_zero_and_hostile_is_contained_and_score
 
     # Fail closed: the transformer made every cell pass in the kernel, the trusted checks
     # scored the stub package 0; and where they could not run at all, 0 too, never the kernel's.
-    from autograder.grading.grade import trusted_coverage
+    from autograder.grading.template import trusted_coverage
 
     covered = trusted_coverage("fcnets", True)
     for sid in ("transformer", "oversized"):

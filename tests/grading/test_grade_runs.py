@@ -6,29 +6,31 @@ from dataclasses import replace
 
 import pytest
 
-from autograder.grading import grade as G
+from autograder.grading import coordinator as G
+from autograder.grading.commands import grade_command
+from autograder.grading.settings import Settings
 from autograder.sandbox import bwrap as sandbox
 
 from .conftest import STUB_OPS, TOY_MANIFEST, make_submission
 
-SETTINGS = replace(G.Settings(), cell_timeout=20, notebook_timeout=90)
+SETTINGS = replace(Settings(), cell_timeout=20, notebook_timeout=90)
 
 
 def test_without_bubblewrap_grading_is_refused_and_says_why(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(sandbox, "available", lambda: False)
     monkeypatch.setattr(sandbox, "unavailable_reason", lambda: "bubblewrap is not installed (install the 'bubblewrap' package)")
     (tmp_path / "subs").mkdir()
-    code = G.grade_command(str(TOY_MANIFEST), str(tmp_path / "subs"), str(tmp_path / "out"))
+    code = grade_command(str(TOY_MANIFEST), str(tmp_path / "subs"), str(tmp_path / "out"))
     err = capsys.readouterr().err
     assert code == 2 and "bubblewrap is not installed" in err and "--unsafe-no-sandbox" in err
     assert not (tmp_path / "out").exists()
 
 
 def test_bad_worker_count_and_missing_folders_are_clear_errors(tmp_path, capsys):
-    assert G.grade_command(str(TOY_MANIFEST), str(tmp_path), str(tmp_path / "out"), workers=0) == 2
+    assert grade_command(str(TOY_MANIFEST), str(tmp_path), str(tmp_path / "out"), workers=0) == 2
     assert "--workers" in capsys.readouterr().err
     if sandbox.available():
-        assert G.grade_command(str(TOY_MANIFEST), str(tmp_path / "nope"), str(tmp_path / "out")) == 2
+        assert grade_command(str(TOY_MANIFEST), str(tmp_path / "nope"), str(tmp_path / "out")) == 2
         assert "--submissions" in capsys.readouterr().err
 
 
@@ -71,7 +73,7 @@ def test_unsafe_no_sandbox_grades_with_the_same_guards(tmp_path, toy_release, ca
     # turns an os._exit into a partial grade instead of failing the submission.
     subs = tmp_path / "subs"
     make_submission(toy_release, subs / "cal", double="def double(x):\n    return 2 * x\nimport os\nos._exit(1)\n")
-    code = G.grade_command(str(TOY_MANIFEST), str(subs), str(tmp_path / "out"), unsafe_no_sandbox=True)
+    code = grade_command(str(TOY_MANIFEST), str(subs), str(tmp_path / "out"), unsafe_no_sandbox=True)
     captured = capsys.readouterr()
     assert code == 0 and "WITHOUT a sandbox" in captured.err
     row = next(csv.DictReader(open(tmp_path / "out" / "grades.csv")))

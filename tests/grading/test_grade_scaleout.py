@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from autograder.grading import grade as G
+from autograder.grading import coordinator as G
+from autograder.grading.settings import Settings
 from autograder.sandbox import bwrap as sandbox
 from autograder.grading.runlock import RunLock, RunLocked
 
@@ -25,7 +26,7 @@ from .conftest import REFERENCE_OPS, STUB_OPS, TOY_MANIFEST, make_submission
 
 pytestmark = pytest.mark.skipif(not sandbox.available(), reason="bubblewrap is needed: " + sandbox.unavailable_reason())
 
-SETTINGS = replace(G.Settings(), cell_timeout=20, notebook_timeout=90)
+SETTINGS = replace(Settings(), cell_timeout=20, notebook_timeout=90)
 
 
 def _three(release, subs: Path) -> None:

@@ -13,7 +13,9 @@ from dataclasses import replace
 
 import pytest
 
-from autograder.grading import grade as G
+from autograder.grading import coordinator as G
+from autograder.grading.commands import export_command, feedback_command
+from autograder.grading.settings import Settings
 from autograder.sandbox import bwrap as sandbox
 
 from .conftest import STUB_OPS, TOY_MANIFEST, make_submission
@@ -31,7 +33,7 @@ def test_manual_grade_then_feedback_and_export_all_tell_the_final_grade(tmp_path
     subs, out = tmp_path / "subs", tmp_path / "out"
     make_submission(toy_release, subs / "ann")
     make_submission(toy_release, subs / "ben", ops=STUB_OPS, double=None)
-    settings = replace(G.Settings(), cell_timeout=20, notebook_timeout=90)
+    settings = replace(Settings(), cell_timeout=20, notebook_timeout=90)
     G.grade(TOY_MANIFEST, subs, out, settings=settings)
     page = out / "feedback" / "ann" / "01_toy.html"
     assert re.search(r"answer_why\s*:\s*-\s*/\s*1 points", _page_text(page)), "before: the answer is not graded yet"
@@ -40,10 +42,10 @@ def test_manual_grade_then_feedback_and_export_all_tell_the_final_grade(tmp_path
         gb.find_grade("answer_why", "01_toy", "toy", "ann").manual_score = 0.5
         gb.db.commit()
 
-    assert G.feedback_command(str(TOY_MANIFEST), str(out)) == 0
+    assert feedback_command(str(TOY_MANIFEST), str(out)) == 0
     text = _page_text(page)
     assert re.search(r"answer_why\s*:\s*0\.5\s*/\s*1 points, graded by hand", text), text[:2000]
-    assert G.export_command("toy", str(out)) == 0
+    assert export_command("toy", str(out)) == 0
     rows = {r["student_id"]: r for r in csv.DictReader(open(out / "grades.csv"))}
     assert (rows["ann"]["score"], rows["ben"]["score"]) == ("6.5", "1")
     by_check = {r["student_id"]: r for r in csv.DictReader(open(out / "grades_by_check.csv"))}

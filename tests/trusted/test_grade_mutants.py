@@ -21,7 +21,8 @@ pytestmark = pytest.mark.skipif(not (RELEASE / "nnkit" / "__init__.py").is_file(
 def test_sampled_mutants_lose_points_in_grade(kit, tmp_path, use_sandbox):
     from dataclasses import replace
 
-    from autograder.grading.grade import Settings, grade
+    from autograder.grading.settings import Settings
+    from autograder.grading.coordinator import grade
 
     subs = tmp_path / "submissions"
     by_id = {m.id: m for m in kit.MUTANTS}
