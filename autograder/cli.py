@@ -13,6 +13,8 @@ import sys
 # arguments and returns a process exit code.
 VERBS = {
     "demo": ("autograder.demo", "demo", "the whole instructor flow on the embedded dataset"),
+    "build-notebooks": ("autograder.release.authoring", "build_notebooks_command",
+                        "write an assignment's source notebooks from its authoring cell files"),
     "release": ("autograder.release.build", "release_command", "build the leak-free student release of an assignment"),
     "grade": ("autograder.grading.commands", "grade_command", "sandboxed, parallel autograding of a class"),
     "export": ("autograder.grading.commands", "export_command", "the whole class's grades from the gradebook"),
@@ -29,6 +31,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help=VERBS["demo"][2])
     p.add_argument("--workdir", default=None, help="keep the course folder here (default: a temporary folder)")
     p.add_argument("--package-only", action="store_true", help="only train and check the reference package")
+
+    p = sub.add_parser("build-notebooks", help=VERBS["build-notebooks"][2])
+    p.add_argument("assignment")
+    p.add_argument("notebooks", nargs="*", help="only these notebooks (NN_name), default: every notebook of the manifest")
 
     p = sub.add_parser("release", help=VERBS["release"][2])
     p.add_argument("assignment")

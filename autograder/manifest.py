@@ -66,13 +66,20 @@ def _strings(data: dict, key: str, path: Path) -> tuple[str, ...]:
     return tuple(value)
 
 
+def list_assignments(root: Path = REPO_ROOT) -> list[str]:
+    """Every assignment of the kit: the folders of ``root/source/`` that hold a ``manifest.toml``."""
+    return sorted(p.parent.name for p in (Path(root) / "source").glob("*/manifest.toml"))
+
+
 def load_manifest(assignment: str | Path, root: Path = REPO_ROOT) -> Manifest:
     """Load the manifest of an assignment name (looked up in `root/source/`) or of a manifest path."""
     path = Path(assignment)
     if path.suffix != ".toml":
         path = root / "source" / str(assignment) / "manifest.toml"
     if not path.is_file():
-        raise ManifestError(f"no manifest at {path}: every assignment needs source/<assignment>/manifest.toml")
+        known = ", ".join(list_assignments(root)) or "none"
+        raise ManifestError(f"no manifest at {path}: every assignment needs source/<assignment>/manifest.toml "
+                            f"(assignments here: {known})")
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:

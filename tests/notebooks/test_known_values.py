@@ -1,6 +1,6 @@
 """The numbers hard-coded in the notebooks' checks are the definitions' values.
 
-`authoring/known_values.py` computes every expected value from the formula in
+`source/fcnets/authoring/known_values.py` computes every expected value from the formula in
 plain numpy (it never imports nnkit); these tests find the literal in each
 check cell and compare.
 """
@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE / "authoring"))
+FCNETS = HERE.parents[1] / "source" / "fcnets"
+sys.path.insert(0, str(FCNETS / "authoring"))
 import known_values  # noqa: E402
 
-FCNETS = HERE.parents[1] / "source" / "fcnets"
 VALUES = known_values.values()
 
 # (notebook, cell id, variable assigned in the cell) -> known value

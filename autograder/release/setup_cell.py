@@ -18,7 +18,7 @@ if IN_COLAB:
     folder = globals().get("COLAB_ASSIGNMENT_DIR")
     if not folder:
         raise RuntimeError('set COLAB_ASSIGNMENT_DIR in the cell above (a folder of your Google Drive, e.g. '
-                           '"nnkit/fcnets"), run that cell, then this one again')
+                           '"nnkit/{{ASSIGNMENT}}"), run that cell, then this one again')
     from google.colab import drive
     drive.mount("/content/drive")
     folder = Path("/content/drive/MyDrive") / folder
@@ -28,19 +28,20 @@ if IN_COLAB:
             raise RuntimeError(f"{folder} holds no assignment: upload the assignment folder there, or set "
                                "COLAB_REPO_URL in the cell above (your course's student repository) to copy it there")
         import shutil
-        clone = Path("/content/fcnets-clone")
+        clone = Path("/content/{{ASSIGNMENT}}-clone")
         if not clone.exists():
             subprocess.run(["git", "clone", "--depth", "1", url, str(clone)], check=True)
-        release = clone / "assignments" / "fcnets"
+        release = clone / "assignments" / "{{ASSIGNMENT}}"
         shutil.copytree(release if release.is_dir() else clone, folder, dirs_exist_ok=True,
                         ignore=shutil.ignore_patterns(".git"))
         print(f"Copied the assignment into {folder}. Open its notebooks from there (File > Open notebook > "
               "Google Drive) and work in them: make_submission.py zips the notebooks of that folder.")
     os.chdir(folder)
-    # Colab preinstalls numpy, matplotlib, ipywidgets 7 and tqdm: install only what is missing,
+    # Colab preinstalls numpy, matplotlib, ipywidgets 7, tqdm and PyYAML: install only what is missing,
     # never upgrade what Colab ships (its widgets need ipywidgets 7).
     import importlib.util
-    _missing = [p for p in ("numpy", "matplotlib", "ipywidgets", "tqdm") if importlib.util.find_spec(p) is None]
+    _wanted = {"numpy": "numpy", "matplotlib": "matplotlib", "ipywidgets": "ipywidgets", "tqdm": "tqdm", "yaml": "pyyaml"}
+    _missing = [pip for module, pip in _wanted.items() if importlib.util.find_spec(module) is None]
     if _missing:
         subprocess.run([sys.executable, "-m", "pip", "install", "-q", *_missing], check=True)
     from google.colab import output
@@ -98,7 +99,7 @@ elif os.environ.get("NBGRADER_EXECUTION") == "autograde":
     _why = "the grader's default"
 elif _chosen:
     if str(_chosen).strip().lower() not in data_utils.DATASETS:
-        raise ValueError(f'DATASET = {_chosen!r} in the cell above: choose "cifar10" or "embedded"')
+        raise ValueError(f'DATASET = {_chosen!r} in the cell above: choose {{DATASETS}}')
     os.environ["NNKIT_DATASET"], os.environ["NNKIT_DATASET_FROM_NOTEBOOK"] = str(_chosen).strip().lower(), "1"
     _why = "chosen in the cell above"
 else:

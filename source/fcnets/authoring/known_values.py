@@ -6,7 +6,7 @@ student's code with the definition, not with the reference package.
 ``tests/notebooks/test_known_values.py`` recomputes them and compares them with
 the numbers written in the notebooks.
 
-Run ``python tests/notebooks/authoring/known_values.py`` to print them.
+Run ``python source/fcnets/authoring/known_values.py`` to print them.
 """
 from __future__ import annotations
 

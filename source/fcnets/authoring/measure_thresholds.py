@@ -4,7 +4,7 @@ Runs the reference solutions of the notebooks' training cells (the same models,
 hyperparameters and searches) with seeds 0..4 and prints every accuracy the
 accuracy checks compare with a threshold, with the minimum over seeds:
 
-    OPENBLAS_NUM_THREADS=1 NNKIT_DATASET=embedded .venv/bin/python tests/notebooks/authoring/measure_thresholds.py
+    OPENBLAS_NUM_THREADS=1 NNKIT_DATASET=embedded .venv/bin/python source/fcnets/authoring/measure_thresholds.py
 
 Keep the settings below equal to the notebooks' solution cells.
 """
