@@ -25,7 +25,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "source")]
 
 from autograder.sandbox import bwrap as sandbox  # noqa: E402
-from autograder.trusted import check_package, checks, execute, reference_outcomes# noqa: E402
+from autograder.trusted import check_package, execute, reference_outcomes
+from autograder.trusted.spec import load_spec# noqa: E402
 from autograder.trusted.reference import REFERENCE_DIR# noqa: E402
 
 
@@ -48,10 +49,11 @@ def main(argv):
     seed = 12345
 
     t = time.perf_counter()
-    calls, plan_checks = checks.build_plan(seed)
+    spec = load_spec("fcnets")
+    calls, plan_checks = spec.build_plan(seed)
     t_plan = time.perf_counter() - t
     t = time.perf_counter()
-    reference_outcomes(seed, calls)
+    reference_outcomes(seed, calls, spec)
     t_ref = time.perf_counter() - t
     print(f"plan: {len(calls)} calls, {len(plan_checks)} checks, built in {t_plan * 1e3:.1f} ms; "
           f"reference outcomes {t_ref * 1e3:.0f} ms (then cached per seed)")

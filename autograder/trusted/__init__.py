@@ -30,30 +30,44 @@ from pathlib import Path
 
 import numpy as np
 
-from . import checks as _checks
 from . import runner as _runner
 from .compare import Outcome
 from .execute import PackageError, run_calls
-from .models import MODELS, check_models
+from .models import check_models
 from .reference import reference_module
 from .seeds import SecretError, derive_seed, resolve_secret
+from .spec import Spec, SpecError, load_spec
 
 __all__ = ["check_package", "check_package_command", "check_models", "covered_grade_ids", "derive_seed",
-           "build_report", "points_for", "reference_outcomes", "PackageError", "SecretError"]
+           "build_report", "has_trusted_checks", "points_for", "reference_outcomes", "PackageError", "SecretError",
+           "SpecError"]
 
-SUPPORTED = ("fcnets",)
 
-# Reference outcomes of the last few seeds (a class is graded student after student, each
-# with its own seed; the mutation suite reuses one seed).
-_reference_cache: OrderedDict[int, list[Outcome]] = OrderedDict()
+def has_trusted_checks(assignment) -> bool:
+    """Whether the assignment has a trusted-check spec (``source/<assignment>/trusted_checks.py``)."""
+    return load_spec(assignment) is not None
+
+
+def _spec(assignment) -> Spec:
+    spec = load_spec(assignment)
+    if spec is None:
+        raise ValueError(f"no trusted checks for assignment {assignment!r}: "
+                         f"source/{assignment}/trusted_checks.py does not exist")
+    return spec
+
+
+# Reference outcomes of the last few (spec, seed) pairs (a class is graded student after
+# student, each with its own seed; the mutation suite reuses one seed).
+_reference_cache: OrderedDict[tuple, list[Outcome]] = OrderedDict()
 _CACHE_SEEDS = 8
 
 
-def reference_outcomes(seed, calls):
-    """The reference's outcome of every call (computed once per seed in this process)."""
-    if seed in _reference_cache:
-        _reference_cache.move_to_end(seed)
-        return _reference_cache[seed]
+def reference_outcomes(seed, calls, spec: Spec | None = None):
+    """The reference's outcome of every call (computed once per spec and seed in this process)."""
+    key = (None if spec is None else str(spec.path), seed)
+    if key in _reference_cache:
+        _reference_cache.move_to_end(key)
+        return _reference_cache[key]
     state = np.random.get_state()  # the procedures seed numpy's global generator; give the caller theirs back
     old = np.seterr(all="ignore")
     outcomes = []
@@ -68,32 +82,26 @@ def reference_outcomes(seed, calls):
                     if array is not None:
                         arrays[name] = array
                 outcome = Outcome("ok", None, infos, arrays, keys, mutated)
-                _checks.add_variant_references(call, outcome)
+                if spec is not None and spec.add_variant_references is not None:
+                    spec.add_variant_references(call, outcome)
             except Exception as exc:  # a broken reference must show, not crash grading
                 outcome = Outcome("raised", f"{type(exc).__name__}: {exc}")
             outcomes.append(outcome)
     finally:
         np.random.set_state(state)
         np.seterr(**old)
-    _reference_cache[seed] = outcomes
+    _reference_cache[key] = outcomes
     while len(_reference_cache) > _CACHE_SEEDS:
         _reference_cache.popitem(last=False)
     return outcomes
 
 
 def points_for(assignment):
-    """Points per code grade_id: the manifest's ``[points]`` where given, else the defaults."""
-    points = dict(_checks.DEFAULT_POINTS)
-    try:
-        from ..manifest import load_manifest
+    """Points per grade id the code checks score: the manifest's ``[points]``, else 1 each."""
+    from ..manifest import load_manifest
 
-        declared = load_manifest(assignment).points
-    except Exception:
-        declared = {}
-    for grade_id in points:
-        if grade_id in declared:
-            points[grade_id] = float(declared[grade_id])
-    return points
+    declared = load_manifest(assignment).points
+    return {grade_id: float(declared.get(grade_id, 1.0)) for grade_id in covered_grade_ids(assignment, models=False)}
 
 
 def covered_grade_ids(assignment, *, models=True):
@@ -111,15 +119,16 @@ def covered_grade_ids(assignment, *, models=True):
     frozenset of str
         Empty for an assignment without trusted checks.
     """
-    if assignment not in SUPPORTED:
+    spec = load_spec(assignment)
+    if spec is None:
         return frozenset()
-    _, plan_checks = _checks.build_plan(0)  # the grade ids do not depend on the seed
+    _, plan_checks = spec.build_plan(0)  # the grade ids do not depend on the seed
     covered = {c.grade_id for c in plan_checks}
     if models:
         from ..manifest import load_manifest
 
         saved = load_manifest(assignment).saved_models
-        covered |= {grade_id for rel, (grade_id, *_) in MODELS.items() if rel in saved}
+        covered |= {m.grade_id for rel, m in spec.models.items() if rel in saved}
     return frozenset(covered)
 
 
@@ -189,7 +198,7 @@ def check_package(package_dir, assignment, seed=None, student_id=None, secret=No
     package_dir : path
         The student's ``nnkit`` folder itself.
     assignment : str
-        Only ``"fcnets"`` has checks.
+        One with a trusted-check spec (``has_trusted_checks``).
     seed : int or None
         Input seed. None derives it from ``student_id`` (or, without one, from
         the package's path) with ``derive_seed`` and the course secret.
@@ -214,8 +223,7 @@ def check_package(package_dir, assignment, seed=None, student_id=None, secret=No
         ``covered_grade_ids(assignment, models=...)`` (with models when ``dataset`` and
         ``models_dir`` are given); one whose checks could not run scores 0 with the reason.
     """
-    if assignment not in SUPPORTED:
-        raise ValueError(f"no trusted checks for assignment {assignment!r}; known: {', '.join(SUPPORTED)}")
+    spec = _spec(assignment)
     warnings = []
     if seed is None:
         key, configured = resolve_secret(secret)
@@ -229,8 +237,8 @@ def check_package(package_dir, assignment, seed=None, student_id=None, secret=No
     if seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed}")
     started = time.perf_counter()
-    calls, checks = _checks.build_plan(seed)
-    refs = reference_outcomes(seed, calls)
+    calls, checks = spec.build_plan(seed)
+    refs = reference_outcomes(seed, calls, spec)
     outcomes = run_calls(package_dir, calls, sandbox=sandbox, call_timeout=call_timeout, wall_seconds=wall_seconds)
     points = points_for(assignment)
     report = build_report(checks, calls, refs, outcomes, points)
@@ -273,7 +281,7 @@ def check_package_command(path, assignment, json=False, seed=None):
         report = check_package(path, assignment, seed=None if seed is None else int(seed), sandbox=use_sandbox,
                                dataset=os.environ.get("NNKIT_DATASET", "embedded") if models_dir.is_dir() else None,
                                models_dir=models_dir if models_dir.is_dir() else None)
-    except (PackageError, SecretError, ValueError) as exc:
+    except (PackageError, SecretError, SpecError, ValueError) as exc:
         print(f"check-package: {exc}", file=sys.stderr)
         return 2
     if not use_sandbox:

@@ -24,15 +24,6 @@ from numpy.lib import format as npy_format
 
 from .reference import reference_module
 
-#: saved model -> (grade_id, allowed classes, input kind, [(threshold key, split)])
-MODELS = {
-    "models/two_layer_net.npz": ("test_two_layer_accuracy", ("TwoLayerNet",), "images",
-                                 [("two_layer_val", "val"), ("two_layer_test", "test")]),
-    "models/features_net.npz": ("test_features_accuracy", ("TwoLayerNet", "FullyConnectedNet"), "features",
-                                [("features_net_test", "test")]),
-    "models/fc_net.npz": ("test_fc_accuracy", ("FullyConnectedNet",), "images", [("fc_net_val", "val")]),
-}
-
 #: Config keys each class accepts (anything else is refused before the reference sees it).
 _CONFIG_KEYS = {
     "TwoLayerNet": {"input_dim", "hidden_dim", "num_classes", "weight_scale", "reg"},
@@ -341,7 +332,8 @@ def check_models(submission_dir, assignment, dataset, points=None, manifest=None
     points : dict or None
         grade_id -> points (default: the manifest's, else 1 each).
     manifest : autograder.manifest.Manifest or None
-        Default: ``load_manifest(assignment)``; its thresholds and saved models are used.
+        Default: ``load_manifest(assignment)``; its thresholds and saved models are used,
+        graded as the assignment's spec (``MODELS`` of its trusted_checks.py) says.
 
     Returns
     -------
@@ -349,15 +341,20 @@ def check_models(submission_dir, assignment, dataset, points=None, manifest=None
         ``score``, ``max_score``, ``checks`` (one per saved model) and ``grade_ids``, as ``check_package``.
     """
     from ..manifest import load_manifest
+    from .spec import load_spec
 
     if manifest is None:
         manifest = load_manifest(assignment)
+    spec = load_spec(assignment)
+    specs = spec.models if spec is not None else {}
     if points is None:
-        points = {g: float(manifest.points.get(g, 1.0)) for g, *_ in MODELS.values()}
+        points = {m.grade_id: float(manifest.points.get(m.grade_id, 1.0)) for m in specs.values()}
     rows, by_grade = [], {}
-    for rel, (grade_id, allowed, kind, thresholds) in MODELS.items():
+    for rel, model_check in specs.items():
         if rel not in manifest.saved_models:
             continue
+        grade_id, allowed, kind, thresholds = (model_check.grade_id, model_check.classes, model_check.inputs,
+                                               model_check.thresholds)
         max_points = float(points.get(grade_id, 1.0))
         status, message, accs = "failed", "", {}
         try:

@@ -6,7 +6,10 @@ import sys
 import pytest
 
 from autograder import REPO_ROOT
-from autograder.trusted import check_package, checks
+from autograder.trusted import check_package, covered_grade_ids
+from autograder.trusted.spec import load_spec
+
+SPEC = load_spec("fcnets")
 
 SEED = 20261123
 
@@ -32,7 +35,9 @@ def test_reference_scores_full_marks_on_every_grade_id(reference_report):
     failed = [(c["id"], c["message"]) for c in r["checks"] if c["status"] != "passed"]
     assert failed == []
     assert r["score"] == r["max_score"] > 0
-    assert set(r["grade_ids"]) == set(checks.DEFAULT_POINTS) == set(r["covered_grade_ids"])
+    # Every code grade id of the notebooks' autograded cells, less those of saved models.
+    assert set(r["grade_ids"]) == set(r["covered_grade_ids"]) == covered_grade_ids("fcnets", models=False)
+    assert len(r["grade_ids"]) == 21
     for row in r["checks"]:
         assert set(row) >= {"id", "grade_id", "status", "points", "max_points", "message"}
 
@@ -45,8 +50,8 @@ def test_reference_passes_for_other_students_seeds(kit, use_sandbox):
 
 
 def test_students_get_different_inputs():
-    calls_a, _ = checks.build_plan(1)
-    calls_b, _ = checks.build_plan(2)
+    calls_a, _ = SPEC.build_plan(1)
+    calls_b, _ = SPEC.build_plan(2)
     x_a = next(c for c in calls_a if c.id == "affine.4d").arrays["x"]
     x_b = next(c for c in calls_b if c.id == "affine.4d").arrays["x"]
     assert x_a.shape != x_b.shape or not (x_a == x_b).all()
@@ -155,8 +160,8 @@ def test_reference_meets_every_definition_based_check_for_many_seeds():
 
     points = points_for("fcnets")
     for seed in range(1000, 1020):
-        calls, plan_checks = checks.build_plan(seed)
-        refs = reference_outcomes(seed, calls)
+        calls, plan_checks = SPEC.build_plan(seed)
+        refs = reference_outcomes(seed, calls, SPEC)
         report = build_report(plan_checks, calls, refs, refs, points)
         assert [c["id"] for c in report["checks"] if c["status"] != "passed"] == [], seed
 

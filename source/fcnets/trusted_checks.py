@@ -1,9 +1,10 @@
 """The trusted checks of the fcnets assignment: the calls to make and how to judge them.
 
-``build_plan(seed)`` draws every input from ``seed`` and returns the calls
-(run once on the reference, once sandboxed on the student's package) and the
-checks. Each check belongs to one nbgrader ``grade_id`` and has a weight; the
-points of a grade_id (from the manifest's ``[points]``) are shared among its
+The spec the engine (autograder/trusted, see its spec.py) runs: ``build_plan(plan)``
+draws every input from the plan's seed and adds the calls (run once on the reference,
+once sandboxed on the student's package) and the checks; ``MODELS`` says how saved
+models are scored. Each check belongs to one nbgrader ``grade_id`` and has a weight;
+the points of a grade_id (from the manifest's ``[points]``) are shared among its
 checks in proportion to their weights.
 
 Conventions checked here are the package's documented ones: layer losses
@@ -13,12 +14,9 @@ outside the square root.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Callable
-
 import numpy as np
 
-from .compare import (
+from autograder.trusted.compare import (
     all_of,
     any_of,
     dict_arrays,
@@ -29,82 +27,23 @@ from .compare import (
     same_scalar,
     unchanged_inputs,
 )
+from autograder.trusted.plan import Plan
+from autograder.trusted.spec import ModelCheck
 
-#: The grade ids with code checks, and their points when the manifest gives none.
-DEFAULT_POINTS = {
-    "test_affine_forward": 1.0,
-    "test_affine_backward": 1.0,
-    "test_relu": 1.0,
-    "test_sigmoid": 1.0,
-    "test_leaky_relu": 1.0,
-    "test_sandwich_layers": 1.0,
-    "test_svm_loss": 1.0,
-    "test_softmax_loss": 1.0,
-    "test_two_layer_init": 1.0,
-    "test_two_layer_loss": 1.0,
-    "test_two_layer_gradcheck": 1.0,
-    "test_solver": 1.0,
-    "test_linear_svm_loss": 1.0,
-    "test_linear_softmax_loss": 1.0,
-    "test_linear_classifier": 1.0,
-    "test_fc_init_loss": 1.0,
-    "test_fc_gradcheck": 1.0,
-    "test_fc_overfit": 1.0,
-    "test_sgd_momentum": 1.0,
-    "test_rmsprop": 1.0,
-    "test_adam": 1.0,
+#: Saved models -> how the grader scores them on its own split (autograder/trusted/models.py).
+MODELS = {
+    "models/two_layer_net.npz": ModelCheck("test_two_layer_accuracy", ("TwoLayerNet",), "images",
+                                           (("two_layer_val", "val"), ("two_layer_test", "test"))),
+    "models/features_net.npz": ModelCheck("test_features_accuracy", ("TwoLayerNet", "FullyConnectedNet"), "features",
+                                          (("features_net_test", "test"),)),
+    "models/fc_net.npz": ModelCheck("test_fc_accuracy", ("FullyConnectedNet",), "images", (("fc_net_val", "val"),)),
 }
-
-
-@dataclass
-class Call:
-    """One call of a runner procedure (see ``runner.PROCEDURES``)."""
-
-    id: str
-    procedure: str
-    params: dict
-    arrays: dict = field(default_factory=dict)
-    timeout: float = 10.0
-
-
-@dataclass
-class Check:
-    """One sub-check: judges the outcome of one call."""
-
-    id: str
-    grade_id: str
-    call: str
-    verify: Callable
-    weight: float = 1.0
-
-
-class _Plan:
-    def __init__(self, seed):
-        self.rng = np.random.default_rng(seed)
-        # numpy's legacy global generator takes 32-bit seeds.
-        self.np_seed = int(self.rng.integers(0, 2**31 - 1))
-        self.calls: list[Call] = []
-        self.checks: list[Check] = []
-
-    def call(self, id, procedure, params, timeout=10.0, **arrays):
-        self.calls.append(Call(id, procedure, params, arrays, timeout))
-        return id
-
-    def check(self, id, grade_id, call, *verifiers, weight=1.0):
-        verify = verifiers[0] if len(verifiers) == 1 else all_of(*verifiers)
-        self.checks.append(Check(id, grade_id, call, verify, weight))
-
-    def randn(self, *shape, scale=1.0):
-        return scale * self.rng.standard_normal(shape)
-
-    def dims(self, lo, hi, n):
-        return [int(v) for v in self.rng.integers(lo, hi + 1, size=n)]
 
 
 # ---------------------------------------------------------------------------
 # 01_layers
 # ---------------------------------------------------------------------------
-def _layers(P: _Plan):
+def _layers(P: Plan):
     L = {"module": "layers"}
 
     # Affine on 2-D and 4-D input (a missing reshape only shows on the 4-D one).
@@ -229,7 +168,7 @@ def _init_stats(prefix, weight_scale, dtype=None):
     return verify
 
 
-def _nets(P: _Plan):
+def _nets(P: Plan):
     F = {"module": "classifiers.fc_net"}
 
     # TwoLayerNet initialisation: big enough layers for a 10 % tolerance on the std.
@@ -415,7 +354,7 @@ _RULES = {
 STEPS = 5
 
 
-def _optim(P: _Plan):
+def _optim(P: Plan):
     O = {"module": "optim"}
     for rule, (grade, state, hint, variant) in _RULES.items():
         for tag, config in (("defaults", None), ("config", None)):
@@ -483,7 +422,7 @@ def add_variant_references(call, outcome):
 # ---------------------------------------------------------------------------
 # Solver (02_two_layer_net)
 # ---------------------------------------------------------------------------
-def _solver(P: _Plan):
+def _solver(P: Plan):
     n_train, n_val = 20, 40
     kwargs = dict(optim_config={"learning_rate": float(P.rng.uniform(0.2, 0.3))},
                   lr_decay=float(P.rng.uniform(0.8, 0.9)), batch_size=10, num_epochs=8,
@@ -512,7 +451,7 @@ def _solver(P: _Plan):
 # ---------------------------------------------------------------------------
 # Linear classifiers (03_features)
 # ---------------------------------------------------------------------------
-def _linear(P: _Plan):
+def _linear(P: Plan):
     Lm = {"module": "classifiers.linear"}
     N, D, C = P.dims(6, 12, 1) + P.dims(5, 9, 1) + P.dims(3, 6, 1)
     X, y = P.randn(N, D), P.rng.integers(0, C, size=N)
@@ -578,7 +517,7 @@ def _linear(P: _Plan):
 
 def _linear_loss(name):
     """The reference's vectorized linear loss ``name`` (run here, in the trusted process)."""
-    from .reference import reference_module
+    from autograder.trusted.reference import reference_module
 
     return getattr(reference_module("classifiers.linear"), name)
 
@@ -669,25 +608,10 @@ def _linear_predict(X):
 
 
 # ---------------------------------------------------------------------------
-def build_plan(seed):
-    """All calls and checks for one seed.
-
-    Parameters
-    ----------
-    seed : int
-        Seeds every input (non-negative; see ``derive_seed``).
-
-    Returns
-    -------
-    calls : list of Call
-    checks : list of Check
-    """
-    P = _Plan(seed)
+def build_plan(P: Plan):
+    """Add every call and check of the seed ``P`` was made with."""
     _layers(P)
     _nets(P)
     _solver(P)
     _linear(P)
     _optim(P)
-    ids = [c.id for c in P.calls]
-    assert len(ids) == len(set(ids)), "duplicate call ids"
-    return P.calls, P.checks
