@@ -2,9 +2,16 @@
 
 The manifest is the single statement of what an assignment is made of; see the
 commented example in `source/fcnets/manifest.toml`.
+
+Two forms are read. The source manifest says what the release ships of nnkit
+in its `[package]` table: module -> the functions students write there (a
+`name`, or `Class.method`; `[]` ships the module complete); every other module
+is not shipped. The release's own manifest.toml (written by the release, read
+by students' make_submission.py) lists only the result, `student_modules`.
 """
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,9 +33,16 @@ class Manifest:
     assignment: str
     title: str
     notebooks: tuple[str, ...]
+    #: The nnkit modules students edit and are graded from their own copy: those with
+    #: student functions in `package` (a release manifest lists them directly).
     student_modules: tuple[str, ...]
     saved_models: tuple[str, ...]
     datasets: tuple[str, ...]
+    #: `[package]`: module ("nnkit/layers.py") -> the functions students write in it, in the
+    #: order given; () ships the module complete. None in a release's manifest.
+    package: "dict[str, tuple[str, ...]] | None" = None
+    #: `files`: files of source/<assignment>/ the release ships as they are (configs, ...).
+    files: tuple[str, ...] = ()
     thresholds: dict[str, dict[str, float]] = field(default_factory=dict)
     points: dict[str, float] = field(default_factory=dict)
     #: Wall seconds one submission may take in a grading worker, everything included
@@ -37,6 +51,10 @@ class Manifest:
     #: `[deadline]`: the due date and the late policy (autograder.grading.deadline), or None.
     deadline: "Deadline | None" = None
     path: Path | None = None
+
+    def student_functions(self, module: str) -> tuple[str, ...]:
+        """The functions students write in `module` (empty when it ships complete or is not shipped)."""
+        return tuple((self.package or {}).get(module, ()))
 
     @property
     def submission_files(self) -> tuple[str, ...]:
@@ -64,6 +82,34 @@ def _strings(data: dict, key: str, path: Path) -> tuple[str, ...]:
         if v.startswith("/") or ".." in Path(v).parts:
             raise ManifestError(f"{path}: `{key}` entry {v!r} must be a relative path inside the assignment")
     return tuple(value)
+
+
+_FUNCTION = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)?")
+
+
+def _package(data: dict, path: Path) -> dict[str, tuple[str, ...]]:
+    """The `[package]` table: module path -> student functions, checked."""
+    table = data["package"]
+    if not isinstance(table, dict) or not table:
+        raise ManifestError(f"{path}: [package] must map nnkit modules to the functions students write there, "
+                            'e.g. "nnkit/layers.py" = ["affine_forward"]')
+    out = {}
+    for module, functions in table.items():
+        parts = Path(module).parts
+        if not (module.startswith("nnkit/") and module.endswith(".py")) or ".." in parts or module.startswith("/"):
+            raise ManifestError(f"{path}: [package] key {module!r} must be a module of the package, "
+                                'e.g. "nnkit/layers.py"')
+        if not isinstance(functions, list) or not all(isinstance(f, str) for f in functions):
+            raise ManifestError(f"{path}: [package] {module!r} must be a list of function names "
+                                "([] ships the module complete)")
+        bad = [f for f in functions if not _FUNCTION.fullmatch(f)]
+        if bad:
+            raise ManifestError(f"{path}: [package] {module!r}: {bad[0]!r} is not a function name "
+                                '("name" or "Class.method")')
+        if len(set(functions)) != len(functions):
+            raise ManifestError(f"{path}: [package] {module!r} lists a function twice")
+        out[module] = tuple(functions)
+    return out
 
 
 def list_assignments(root: Path = REPO_ROOT) -> list[str]:
@@ -104,6 +150,18 @@ def load_manifest(assignment: str | Path, root: Path = REPO_ROOT) -> Manifest:
     except DeadlineError as exc:
         raise ManifestError(str(exc)) from None
     datasets = _strings(data, "datasets", path)
+    if "package" in data and "student_modules" in data:
+        raise ManifestError(f"{path}: give either [package] (a source manifest) or student_modules (a release's), "
+                            "not both: the student modules are the [package] modules with functions listed")
+    if "package" in data:
+        package = _package(data, path)
+        student_modules = tuple(m for m, fns in package.items() if fns)
+    elif "student_modules" in data:
+        package, student_modules = None, _strings(data, "student_modules", path)
+    else:
+        raise ManifestError(f"{path}: no [package] table: say which nnkit modules the release ships and which "
+                            'functions students write there, e.g. "nnkit/layers.py" = ["affine_forward"]')
+    files = _strings(data, "files", path) if "files" in data else ()
     unknown = set(thresholds) - set(datasets)
     if unknown:
         raise ManifestError(f"{path}: thresholds for undeclared datasets {sorted(unknown)}; add them to `datasets`")
@@ -111,12 +169,14 @@ def load_manifest(assignment: str | Path, root: Path = REPO_ROOT) -> Manifest:
         assignment=data["assignment"],
         title=data["title"],
         notebooks=_strings(data, "notebooks", path),
-        student_modules=_strings(data, "student_modules", path),
+        student_modules=student_modules,
         saved_models=_strings(data, "saved_models", path),
         datasets=datasets,
         thresholds={d: {k: float(v) for k, v in c.items()} for d, c in thresholds.items()},
         points={k: float(v) for k, v in points.items()},
         wall_seconds=float(wall),
         deadline=deadline,
+        package=package,
+        files=files,
         path=path,
     )

@@ -23,6 +23,7 @@ exits 1 naming the gate and `file:line`. The same source gives a byte-identical 
 """
 from __future__ import annotations
 
+import ast
 import ctypes
 import hashlib
 import json
@@ -37,10 +38,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from string import Template
-from typing import Callable
+from typing import Callable, Iterator
 
 from .. import REPO_ROOT
+from ..manifest import Manifest, ManifestError, list_assignments, load_manifest
 from .gates import (
+    _cell_line,
     FILLER,
     Allowed,
     GateFailure,
@@ -61,7 +64,6 @@ from .gates import (
     raw_line_of,
     release_files,
 )
-from ..manifest import Manifest, ManifestError, load_manifest
 from .strip import CANONICAL_MARKERS, StripError, find_regions, marker_typo, strip_source
 
 RELEASE_FILES = Path(__file__).resolve().parent / "files"
@@ -120,9 +122,109 @@ class Plan:
 
     def expected_files(self) -> list[str]:
         return sorted(
-            list(self.manifest.notebooks) + self.package_files + self.dataset_files
+            list(self.manifest.notebooks) + self.package_files + self.dataset_files + list(self.manifest.files)
             + ["manifest.toml", "README.md", "requirements.txt", "make_submission.py", DIGEST_FILE]
         )
+
+
+def shipped_modules(manifest: Manifest, root: Path, mpath: str) -> list[str]:
+    """The package files the release ships: the manifest's `[package]` modules and the
+    `__init__.py` of every folder on their way (relative to source/, sorted)."""
+    if manifest.package is None:
+        raise ReleaseError("manifest", mpath, 1, "no [package] table (a release's manifest, not a source one?)")
+    files = set()
+    for rel in manifest.package:
+        if not (root / "source" / rel).is_file():
+            raise ReleaseError("manifest", mpath, line_of(root / mpath, f'"{rel}"'),
+                               f"[package] lists {rel}, but source/{rel} does not exist")
+        files.add(rel)
+        parts = Path(rel).parts
+        for k in range(1, len(parts)):
+            init = "/".join(parts[:k]) + "/__init__.py"
+            if (root / "source" / init).is_file():
+                files.add(init)
+    return sorted(files)
+
+
+def functions_asked_elsewhere(assignment: str, root: Path) -> dict[str, set[str]]:
+    """module -> the functions the other assignments of the kit have students write there.
+
+    Their solutions must not ship complete in this release (they are stubbed with a
+    message that says so): a student of one assignment could otherwise read another's.
+    """
+    out: dict[str, set[str]] = {}
+    for other in list_assignments(root):
+        if other == assignment:
+            continue
+        try:
+            m = load_manifest(other, root)
+        except ManifestError as exc:
+            raise ReleaseError("manifest", f"source/{other}/manifest.toml", 1,
+                               f"another assignment's manifest cannot be read, so this release cannot tell which "
+                               f"solutions to keep out: {exc}") from None
+        for module, functions in (m.package or {}).items():
+            out.setdefault(module, set()).update(functions)
+    return out
+
+
+def _nnkit_imports(code: str, module: str | None = None) -> Iterator[tuple[int, str]]:
+    """(line, dotted module) of every nnkit module `code` imports, at any depth (lazy imports too).
+
+    `module`: the dotted name of the package module holding `code` (resolves relative imports).
+    A `from nnkit.x import y` yields both nnkit.x and nnkit.x.y (y may be a submodule).
+    """
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return  # not Python (a notebook's shell line): the notebook gates report real errors
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                if a.name == "nnkit" or a.name.startswith("nnkit."):
+                    yield node.lineno, a.name
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level and module:
+                parent = module.split(".")[: -node.level]
+                base = ".".join(parent + ([base] if base else []))
+            if base == "nnkit" or base.startswith("nnkit."):
+                yield node.lineno, base
+                for a in node.names:
+                    yield node.lineno, f"{base}.{a.name}"
+
+
+def check_imports(root: Path, manifest: Manifest, package_files: list[str], mpath: str) -> None:
+    """Gate `imports`: no shipped module or notebook imports an nnkit module the release does not ship."""
+    shipped = set(package_files)
+
+    def missing(dotted: str) -> str | None:
+        rel = dotted.replace(".", "/")
+        for candidate in (f"{rel}.py", f"{rel}/__init__.py"):
+            if (root / "source" / candidate).is_file() and candidate not in shipped:
+                return candidate
+        return None
+
+    def fail(where: str, line: int, dotted: str, rel: str):
+        raise ReleaseError("imports", where, line, f"imports {dotted}, which this release does not ship: add "
+                                                   f'"{rel}" = [] to [package] in {mpath} (or drop the import)')
+
+    for rel in package_files:
+        dotted = rel[:-3].replace("/", ".").removesuffix(".__init__")
+        for line, name in _nnkit_imports((root / "source" / rel).read_text(encoding="utf-8"), dotted):
+            if (gone := missing(name)) is not None:
+                fail(f"source/{rel}", line, name, gone)
+    for nb_name in manifest.notebooks:
+        path = root / "source" / manifest.assignment / nb_name
+        for index, cell in enumerate(json.loads(path.read_text(encoding="utf-8")).get("cells", [])):
+            if cell.get("cell_type") != "code":
+                continue
+            source = cell.get("source", "")
+            source = "".join(source) if isinstance(source, list) else source
+            # IPython's magics and shell lines are not Python: blank them, keeping line numbers.
+            source = "\n".join("" if s.lstrip().startswith(("%", "!")) else s for s in source.split("\n"))
+            for line, name in _nnkit_imports(source):
+                if (gone := missing(name)) is not None:
+                    fail(f"source/{manifest.assignment}/{nb_name}", _cell_line(path, cell, index), name, gone)
 
 
 def plan_release(assignment: str, root: Path = REPO_ROOT) -> Plan:
@@ -141,11 +243,12 @@ def plan_release(assignment: str, root: Path = REPO_ROOT) -> Plan:
     pkg_root = root / "source" / "nnkit"
     if not pkg_root.is_dir():
         raise ReleaseError("manifest", "source/nnkit", 1, "no reference package at source/nnkit")
-    package_files = ["nnkit/" + p for p in _tree(pkg_root)]
+    package_files = shipped_modules(manifest, root, mpath)
+    elsewhere = functions_asked_elsewhere(assignment, root)
     lines = SourceLines()
     fragments = SolutionFragments()
     allowed = _allow_list(root / mpath, mpath)
-    stripped, stubs, with_regions = {}, [], []
+    stripped, stubs = {}, []
     for rel in package_files:
         if not rel.endswith(".py"):
             continue
@@ -155,35 +258,34 @@ def plan_release(assignment: str, root: Path = REPO_ROOT) -> Plan:
             regions = find_regions(text, shown)
         except StripError as exc:
             raise ReleaseError("strip", exc.path, exc.line, str(exc).split(": ", 1)[1]) from None
+        students = set(manifest.student_functions(rel))
+        others = elsewhere.get(rel, set()) - students
+        have = {r.function for r in regions}
+        for fn in manifest.student_functions(rel):
+            if fn not in have:
+                raise ReleaseError("manifest", mpath, line_of(root / mpath, f'"{fn}"'),
+                                   f"[package] lists {fn} of {rel}, which has no solution region there "
+                                   f"(functions with one: {', '.join(sorted(have)) or 'none'})")
         src_lines = text.split("\n")
         inside = set()
         for region in regions:
+            if region.function not in students | others:
+                continue  # provided code in this assignment: ships complete, so its lines are public
             for n in range(region.begin + 1, region.end):
                 inside.add(n)
                 lines.add_region_line(src_lines[n - 1], (shown, n))
             fragments.add_code("\n".join(src_lines[region.begin: region.end - 1]), shown,
                                lambda k, b=region.begin: b + k)
         for n, line in enumerate(src_lines, start=1):
-            if n not in inside:
+            if n not in inside and not any(r.begin == n or r.end == n for r in regions):
                 lines.add_outside_line(line)
         if regions:
-            with_regions.append(rel)
             try:
-                result = strip_source(text, shown)
+                result = strip_source(text, shown, students=students, elsewhere=others)
             except StripError as exc:
                 raise ReleaseError("strip", exc.path, exc.line, str(exc).split(": ", 1)[1]) from None
             stripped[rel] = result.text
             stubs.extend(Stub(rel, line, fn, whole) for line, fn, whole in result.stubs)
-    declared = set(manifest.student_modules)
-    if set(with_regions) != declared:
-        missing = sorted(set(with_regions) - declared)
-        extra = sorted(declared - set(with_regions))
-        msg = []
-        if missing:
-            msg.append(f"modules with solution regions not listed in student_modules: {missing}")
-        if extra:
-            msg.append(f"student_modules without any solution region (or missing): {extra}")
-        raise ReleaseError("manifest", mpath, line_of(root / mpath, "student_modules"), "; ".join(msg))
 
     nb_points: dict[str, dict[str, float]] = {}
     graded: list[GradeCell] = []
@@ -197,6 +299,11 @@ def plan_release(assignment: str, root: Path = REPO_ROOT) -> Plan:
         graded += cells
         nb_points[nb_name] = {c.grade_id: c.points for c in cells if c.cell_type == "code"}
     _check_points(manifest, graded, root / mpath, mpath)
+    check_imports(root, manifest, package_files, mpath)
+    for rel in manifest.files:
+        if not (root / "source" / assignment / rel).is_file():
+            raise ReleaseError("manifest", mpath, line_of(root / mpath, f'"{rel}"'),
+                               f"files lists {rel}, but source/{assignment}/{rel} does not exist")
 
     datasets = root / "datasets"
     if not (datasets / "fetch.py").is_file():
@@ -526,6 +633,8 @@ def stage(plan: Plan, dest: Path, generated_notebooks: Path) -> None:
             _copy(plan.root / "source" / rel, dest / rel)
     for rel in plan.dataset_files:
         _copy(plan.root / rel, dest / rel)
+    for rel in m.files:
+        _copy(plan.source_dir / rel, dest / rel)
     _write(dest / "manifest.toml", manifest_toml(m))
     _write(dest / "README.md", readme(m))
     _copy(RELEASE_FILES / "requirements.txt", dest / "requirements.txt")
@@ -722,9 +831,10 @@ DIGEST_FORMAT = 1
 def release_inputs(assignment: str, root: Path = REPO_ROOT) -> dict[str, Path]:
     """What a release of `assignment` is built from, by the name RELEASE_DIGEST gives it.
 
-    - ``source/<assignment>/manifest.toml`` and the notebooks it lists;
-    - every file of ``source/nnkit/`` (caches and hidden files aside): the reference
-      package, stripped or copied;
+    - ``source/<assignment>/manifest.toml``, the notebooks and the files it lists;
+    - the package modules it ships (``[package]``, with their folders' ``__init__.py``),
+      stripped or copied, and the other assignments' manifests (what they ask for is
+      stubbed here too);
     - ``datasets/fetch.py`` and ``datasets/embedded/``, shipped as they are;
     - ``release_files/*`` (the kit's ``autograder/release/files/``: the student README
       template, ``requirements.txt``, ``make_submission.py``).
@@ -737,9 +847,14 @@ def release_inputs(assignment: str, root: Path = REPO_ROOT) -> dict[str, Path]:
     root = Path(root).resolve()
     m = load_manifest(assignment, root)
     src = f"source/{assignment}"
-    names = [f"{src}/manifest.toml"] + [f"{src}/{nb}" for nb in m.notebooks]
-    if (root / "source" / "nnkit").is_dir():
-        names += ["source/nnkit/" + p for p in _tree(root / "source" / "nnkit")]
+    names = [f"{src}/manifest.toml"] + [f"{src}/{nb}" for nb in m.notebooks] + [f"{src}/{f}" for f in m.files]
+    names += [f"source/{other}/manifest.toml" for other in list_assignments(root) if other != assignment]
+    for rel in m.package or {}:
+        parts = Path(rel).parts
+        names += ["source/" + "/".join(parts[:k]) + "/__init__.py" for k in range(1, len(parts))
+                  if (root / "source" / "/".join(parts[:k]) / "__init__.py").is_file()]
+        names.append(f"source/{rel}")
+    names = sorted(set(names), key=names.index)
     names.append("datasets/fetch.py")
     if (root / "datasets" / "embedded").is_dir():
         names += ["datasets/embedded/" + p for p in _tree(root / "datasets" / "embedded")]

@@ -17,6 +17,11 @@ Everything outside the regions (signatures, decorators, docstrings, the TODO com
 just above the region, code after the region such as `return out`) is kept byte for
 byte, including tabs, CRLF line endings and non-ASCII text.
 
+An assignment stubs only what its students write (`students`): a region of a function
+another assignment of the kit asks for (`elsewhere`) is stubbed too, with a message
+saying so, so that no release ships another assignment's solution; any other region
+ships complete, its two marker lines removed.
+
 Errors (`StripError`, message starting with `file:line:`): a marker that is not
 exactly `### BEGIN SOLUTION` / `### END SOLUTION` on its own line (a comment that looks
 like one, ``### BEGIN SOLUTON`` or ``## END SOLUTION``, is a typo: `marker_typo`), a marker inside a
@@ -40,6 +45,8 @@ END = "### END SOLUTION"
 _MARKER_LIKE = re.compile(r"(BEGIN|END)\s+SOLUTION", re.IGNORECASE)
 
 STUB_MESSAGE = "{name}: not implemented yet, see the TODO above"
+#: The stub of a function another assignment of the course asks for (not this one).
+ELSEWHERE_MESSAGE = "{name}: not part of this assignment (another assignment of the course asks for it)"
 
 #: The kit's markers (nbgrader's dialect), by kind: what `marker_typo` compares lines against.
 CANONICAL_MARKERS = {
@@ -253,8 +260,15 @@ def _region(path, begin, end, indent, functions) -> Region:
     return Region(begin=begin, end=end, indent=indent, function=name, whole_body=whole_body)
 
 
-def strip_source(text: str, path: str = "<string>") -> StrippedFile:
-    """Replace every region of `text` by its NotImplementedError stub; see the module docstring."""
+def strip_source(text: str, path: str = "<string>", *, students=None, elsewhere=()) -> StrippedFile:
+    """Replace regions of `text` by NotImplementedError stubs; see the module docstring.
+
+    students : collection of qualified function names, or None
+        The functions whose regions become stubs; None: every region.
+    elsewhere : collection of qualified function names
+        Functions other assignments ask for: stubbed too, with ELSEWHERE_MESSAGE.
+        Every other region is kept, without its markers.
+    """
     regions = find_regions(text, path)
     lines = _lines(text)
     out: list[str] = []
@@ -265,7 +279,16 @@ def strip_source(text: str, path: str = "<string>") -> StrippedFile:
         for r in range(row, region.begin):
             out.append(lines[r - 1])
             source_row_of.append(r)
-        message = STUB_MESSAGE.format(name=region.function)
+        if students is None or region.function in students:
+            message = STUB_MESSAGE.format(name=region.function)
+        elif region.function in elsewhere:
+            message = ELSEWHERE_MESSAGE.format(name=region.function)
+        else:  # provided code in this assignment: the solution ships, the markers do not
+            for r in range(region.begin + 1, region.end):
+                out.append(lines[r - 1])
+                source_row_of.append(r)
+            row = region.end + 1
+            continue
         begin_line = lines[region.begin - 1]
         newline = begin_line[len(begin_line.rstrip("\r\n")):] or "\n"
         out.append(f'{region.indent}raise NotImplementedError("{message}"){newline}')

@@ -73,10 +73,27 @@ def test_an_edited_threshold_makes_the_release_stale(copy):
     assert release_freshness("mini", out, repo) is None  # back to what built it
 
 
+def _edit(path, old, new):
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new))
+
+
+def test_a_module_no_manifest_ships_does_not_make_the_release_stale(copy):
+    repo, out = copy
+    (repo / "source/nnkit/unshipped.py").write_text("X = 1\n")
+    assert release_freshness("mini", out, repo) is None
+
+
 @pytest.mark.parametrize("edit, named", [
     (lambda repo, out: (repo / "source/nnkit/ops.py").write_text((repo / "source/nnkit/ops.py").read_text() + "\n"),
      "source/nnkit/ops.py changed since it was built"),
-    (lambda repo, out: (repo / "source/nnkit/new_helper.py").write_text("X = 1\n"), "source/nnkit/new_helper.py is new"),
+    (lambda repo, out: ((repo / "source/nnkit/new_helper.py").write_text("X = 1\n"),
+                        _edit(repo / "source/mini/manifest.toml", '"nnkit/helpers.py" = []',
+                              '"nnkit/helpers.py" = []\n"nnkit/new_helper.py" = []')),
+     "source/nnkit/new_helper.py is new"),
+    (lambda repo, out: (repo / "source/other").mkdir() or (repo / "source/other/manifest.toml").write_text("x = 1\n"),
+     "source/other/manifest.toml is new"),
     (lambda repo, out: (repo / "source/nnkit/sub/__init__.py").unlink(),
      "source/nnkit/sub/__init__.py is gone"),
     (lambda repo, out: (repo / "datasets/embedded/tiny.txt").write_text("other data\n"),

@@ -246,6 +246,8 @@ def test_a_region_whose_stub_does_not_compile_stops_the_release(tmp_path):
     extra = repo / "source/nnkit/sub/extra.py"
     extra.write_text(extra.read_text() + "\n\ndef cube(v):\n    return max(\n        ### BEGIN SOLUTION\n"
                                          "        v ** 3, 0\n        ### END SOLUTION\n    )\n")
+    m = repo / "source/mini/manifest.toml"
+    m.write_text(m.read_text().replace('"nnkit/sub/extra.py" = ["square"]', '"nnkit/sub/extra.py" = ["square", "cube"]'))
     err = fail(repo)
     # extra.py has 10 lines; the appended cube() starts at line 13 and its region at 15.
     assert_names(err, "strip", "source/nnkit/sub/extra.py", 15, "does not compile")
@@ -253,21 +255,53 @@ def test_a_region_whose_stub_does_not_compile_stops_the_release(tmp_path):
 
 # ---------------------------------------------------------------- manifest agreement
 
-def test_a_module_with_regions_missing_from_student_modules(tmp_path):
+def test_a_listed_function_without_a_solution_region(tmp_path):
     repo = mini_repo(tmp_path)
     m = repo / "source/mini/manifest.toml"
-    m.write_text(m.read_text().replace('"nnkit/ops.py", ', ""))
+    m.write_text(m.read_text().replace('"nnkit/sub/extra.py" = ["square"]', '"nnkit/sub/extra.py" = ["square", "cube"]'))
+    assert_names(fail(repo), "manifest", "source/mini/manifest.toml", line_containing(m, '"cube"'),
+                 "lists cube of nnkit/sub/extra.py, which has no solution region there", "square")
+
+
+def test_a_module_the_package_does_not_list_is_not_shipped_and_an_import_of_it_stops_the_release(tmp_path):
+    repo = mini_repo(tmp_path)
+    m = repo / "source/mini/manifest.toml"
+    m.write_text(m.read_text().replace('"nnkit/helpers.py" = []\n', ""))
+    # ops.py imports nnkit.helpers, which is now not shipped.
+    ops = repo / "source/nnkit/ops.py"
+    assert "from .helpers import" in ops.read_text()
+    assert_names(fail(repo), "imports", "source/nnkit/ops.py", line_containing(ops, "from .helpers import"),
+                 "imports nnkit.helpers, which this release does not ship", '"nnkit/helpers.py" = []')
+
+
+def test_a_notebook_importing_a_module_not_shipped_stops_the_release(tmp_path):
+    repo = mini_repo(tmp_path)
+    (repo / "source/nnkit/extra_tools.py").write_text("def tool():\n    return 1\n")
+    cell = {"cell_type": "code", "execution_count": None, "id": "extra", "metadata": {}, "outputs": [],
+            "source": "%matplotlib inline\nfrom nnkit.extra_tools import tool"}
+    edit_notebook(repo / "source/mini/01_ops.ipynb", lambda nb: nb["cells"].insert(1, cell))
     err = fail(repo)
-    assert_names(err, "manifest", "source/mini/manifest.toml", line_containing(m, "student_modules"),
-                 "not listed in student_modules", "nnkit/ops.py")
+    assert (err.gate, err.path) == ("imports", "source/mini/01_ops.ipynb"), str(err)
+    assert "imports nnkit.extra_tools, which this release does not ship" in str(err)
+    assert '"nnkit/extra_tools.py" = []' in str(err)
 
 
-def test_a_student_module_without_regions(tmp_path):
+def test_a_region_no_assignment_asks_for_ships_complete_and_one_another_asks_for_is_stubbed(tmp_path):
     repo = mini_repo(tmp_path)
     m = repo / "source/mini/manifest.toml"
-    m.write_text(m.read_text().replace('"nnkit/ops.py", ', '"nnkit/ops.py", "nnkit/helpers.py", '))
-    assert_names(fail(repo), "manifest", "source/mini/manifest.toml", line_containing(m, "student_modules"),
-                 "without any solution region", "nnkit/helpers.py")
+    m.write_text(m.read_text().replace('"nnkit/ops.py" = ["add", "scale", "Counter.bump"]', '"nnkit/ops.py" = ["add"]'))
+    other = repo / "source/other"
+    other.mkdir()
+    (other / "manifest.toml").write_text('assignment = "other"\ntitle = "o"\nnotebooks = []\nsaved_models = []\n'
+                                         'datasets = ["embedded"]\n[package]\n"nnkit/ops.py" = ["scale"]\n')
+    plan = plan_release("mini", repo)
+    text = plan.stripped["nnkit/ops.py"]
+    assert 'raise NotImplementedError("add: not implemented yet' in text
+    assert 'raise NotImplementedError("scale: not part of this assignment' in text
+    assert "Counter.bump" not in text and "BEGIN SOLUTION" not in text  # provided here: ships complete
+    source = (repo / "source/nnkit/ops.py").read_text()
+    bump = source[source.index("def bump"):].split("### BEGIN SOLUTION")[1].split("### END SOLUTION")[0]
+    assert bump.strip() and all(line in text for line in bump.strip().split("\n"))
 
 
 def test_points_that_disagree_with_the_notebook(tmp_path):

@@ -127,11 +127,11 @@ def build_mutant_submission(mutant, zip_path, notebooks_dir=SOURCE_ASSIGNMENT, s
     Path of the zip.
     """
     if student_modules is None:
-        import tomllib
+        from autograder.manifest import load_manifest
 
-        manifest = tomllib.loads((SOURCE_ASSIGNMENT / "manifest.toml").read_text(encoding="utf-8"))
-        student_modules = manifest["student_modules"]
-        saved_models = manifest.get("saved_models", [])
+        manifest = load_manifest(SOURCE_ASSIGNMENT / "manifest.toml")
+        student_modules = list(manifest.student_modules)
+        saved_models = list(manifest.saved_models)
     else:
         saved_models = []
     zip_path = Path(zip_path)
