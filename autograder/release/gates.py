@@ -538,118 +538,8 @@ def check_allow_list(root: Path, expected: Iterable[str]) -> None:
 
 # ---------------------------------------------------------------- stubs: compile + import + raise
 
-_STUB_PROBE = r'''
-import ast, importlib, inspect, json, sys, traceback
-root, modules, stubs = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
-sys.path.insert(0, root)
-problems = []
-def report(rel, line, msg):
-    problems.append({"path": rel, "line": line, "message": msg})
-for rel in modules:
-    name = rel[:-3].replace("/", ".")
-    if name.endswith(".__init__"):
-        name = name[: -len(".__init__")]
-    try:
-        mod = importlib.import_module(name)
-    except BaseException as exc:
-        tb = traceback.extract_tb(exc.__traceback__)
-        # The outermost frame in the module: the module-level line the import died on.
-        line = next((f.lineno for f in tb if f.filename.endswith(rel)), 1)
-        if isinstance(exc, SyntaxError) and (exc.filename or "").endswith(rel):
-            line = exc.lineno or 1
-        elif isinstance(exc, SyntaxError) and exc.filename:
-            rel = exc.filename[len(root) + 1:] if exc.filename.startswith(root) else exc.filename
-            line = exc.lineno or 1
-        report(rel, line, f"import {name} failed: {type(exc).__name__}: {exc}")
-        continue
-    if not (mod.__file__ or "").startswith(root):
-        report(rel, 1, f"import {name} resolved to {mod.__file__}, not the release")
-def dummy_call(fn, bound_self=None):
-    sig = inspect.signature(fn)
-    args, kwargs = [], {}
-    params = list(sig.parameters.values())
-    if bound_self is not None:
-        args.append(bound_self)
-        params = params[1:]
-    for p in params:
-        if p.default is not p.empty or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
-            continue
-        if p.kind == p.KEYWORD_ONLY:
-            kwargs[p.name] = None
-        else:
-            args.append(None)
-    return fn(*args, **kwargs)
-for s in stubs:
-    rel, line, qualname, whole = s["path"], s["line"], s["function"], s["whole_body"]
-    src = open(f"{root}/{rel}", encoding="utf-8").read()
-    lines = src.split("\n")
-    if "raise NotImplementedError(" not in lines[line - 1]:
-        report(rel, line, f"{qualname}: the stub line is not a raise NotImplementedError")
-        continue
-    # The stub must sit inside the function it names.
-    tree = ast.parse(src)
-    found = False
-    def visit(node, prefix):
-        global found
-        for child in ast.iter_child_nodes(node):
-            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                q = prefix + child.name
-                if q == qualname and child.lineno <= line <= child.end_lineno:
-                    found = True
-                visit(child, q + ".")
-            elif isinstance(child, ast.ClassDef):
-                visit(child, prefix + child.name + ".")
-            else:
-                visit(child, prefix)
-    visit(tree, "")
-    if not found:
-        report(rel, line, f"{qualname}: the stub is not inside that function")
-        continue
-    if not whole:
-        continue  # code runs before the stub; dummy arguments could fail there first
-    name = rel[:-3].replace("/", ".")
-    try:
-        obj = importlib.import_module(name)
-    except BaseException:
-        continue  # reported above
-    owner, target = None, obj
-    try:
-        for part in qualname.split("."):
-            owner, target = target, inspect.getattr_static(target, part)
-    except AttributeError:
-        continue  # a nested function: only the static check applies
-    if inspect.ismodule(owner) or owner is None:
-        call, bound = target, None
-    elif isinstance(target, staticmethod):
-        call, bound = target.__func__, None
-    elif isinstance(target, classmethod):
-        call, bound = target.__func__, owner
-    elif isinstance(target, property):
-        call, bound = target.fget, object.__new__(owner) if owner.__new__ is object.__new__ else owner.__new__(owner)
-    elif inspect.isclass(owner):
-        try:
-            inst = owner.__new__(owner)
-        except BaseException:
-            inst = object.__new__(owner)
-        call, bound = target, inst
-    else:
-        continue
-    if not callable(call):
-        continue
-    try:
-        # The decorated object, as students call it: a decorator that swallows the
-        # NotImplementedError would hide an unimplemented function, so it must fail here.
-        result = dummy_call(call, bound) if bound is not None else dummy_call(call)
-    except NotImplementedError:
-        continue
-    except BaseException as exc:
-        report(rel, line, f"{qualname}: called with dummy arguments it raised {type(exc).__name__}: {exc} "
-                          "instead of NotImplementedError")
-        continue
-    report(rel, line, f"{qualname}: called with dummy arguments it returned {result!r} instead of raising "
-                      "NotImplementedError")
-print(json.dumps(problems))
-'''
+#: The stub probe: a script run in a fresh isolated interpreter on the release (see check_stubs).
+STUB_PROBE = Path(__file__).resolve().with_name("stub_probe.py")
 
 
 @dataclass(frozen=True)
@@ -674,7 +564,7 @@ def check_stubs(root: Path, modules: Iterable[str], stubs: Iterable[Stub], timeo
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     env.setdefault("MPLBACKEND", "Agg")
     proc = subprocess.run(
-        [sys.executable, "-I", "-B", "-c", _STUB_PROBE, str(root), json.dumps(sorted(modules)), json.dumps(payload_stubs)],
+        [sys.executable, "-I", "-B", str(STUB_PROBE), str(root), json.dumps(sorted(modules)), json.dumps(payload_stubs)],
         capture_output=True, text=True, timeout=timeout, env=env, cwd=str(root),
     )
     if proc.returncode != 0:
