@@ -107,7 +107,11 @@ class Plan:
     root: Path
     manifest: Manifest
     package_files: list[str]  # relative to source/ ("nnkit/layers.py", ...)
-    stripped: dict[str, str]  # student module -> stubbed text
+    stripped: dict[str, str]  # module with regions -> its text in the release (students' functions stubbed)
+    #: module with regions -> its text with this assignment's solutions in place (what a student who
+    #: finished has): the reference notebooks run against it, so provided code that needs a function
+    #: another assignment asks for (stubbed here) fails the release instead of a student.
+    solved: dict[str, str]
     stubs: list[Stub]
     source_lines: SourceLines
     dataset_files: list[str]  # relative to root ("datasets/fetch.py", ...)
@@ -248,7 +252,7 @@ def plan_release(assignment: str, root: Path = REPO_ROOT) -> Plan:
     lines = SourceLines()
     fragments = SolutionFragments()
     allowed = _allow_list(root / mpath, mpath)
-    stripped, stubs = {}, []
+    stripped, solved, stubs = {}, {}, []
     for rel in package_files:
         if not rel.endswith(".py"):
             continue
@@ -286,6 +290,7 @@ def plan_release(assignment: str, root: Path = REPO_ROOT) -> Plan:
                 raise ReleaseError("strip", exc.path, exc.line, str(exc).split(": ", 1)[1]) from None
             stripped[rel] = result.text
             stubs.extend(Stub(rel, line, fn, whole) for line, fn, whole in result.stubs)
+            solved[rel] = strip_source(text, shown, students=(), elsewhere=others).text
 
     nb_points: dict[str, dict[str, float]] = {}
     graded: list[GradeCell] = []
@@ -312,7 +317,7 @@ def plan_release(assignment: str, root: Path = REPO_ROOT) -> Plan:
     dataset_files = ["datasets/fetch.py"]
     if (datasets / "embedded").is_dir():
         dataset_files += ["datasets/embedded/" + p for p in _tree(datasets / "embedded")]
-    return Plan(root=root, manifest=manifest, package_files=package_files, stripped=stripped, stubs=stubs,
+    return Plan(root=root, manifest=manifest, package_files=package_files, stripped=stripped, solved=solved, stubs=stubs,
                 source_lines=lines, dataset_files=sorted(dataset_files), notebook_points=nb_points,
                 fragments=fragments, allowed=allowed, inputs=inputs)
 
@@ -675,7 +680,8 @@ def open_course(plan: Plan, workdir: Path, exclude_overwriting: bool = True) -> 
                              timeout=CELL_TIMEOUT)
     api = nc.make_api(config)
     src = nc.put_source(config, m.assignment, plan.source_dir, list(m.notebooks))
-    nc.copy_tree(plan.root / "source", src, plan.package_files)
+    write_solved_package(plan, src)
+    nc.copy_tree(plan.source_dir, src, list(m.files))
     # The notebooks read their thresholds from manifest.toml beside them; autograde restores
     # it (like every non-student file) from here.
     _write(src / "manifest.toml", manifest_toml(m))
@@ -739,6 +745,15 @@ def _reference_env(plan: Plan) -> dict[str, str]:
     return env
 
 
+def write_solved_package(plan: Plan, dest: Path) -> None:
+    """The shipped package with this assignment's solutions in place (``Plan.solved``), into `dest`."""
+    for rel in plan.package_files:
+        if rel in plan.solved:
+            _write(dest / rel, plan.solved[rel])
+        else:
+            _copy(plan.root / "source" / rel, dest / rel)
+
+
 def run_reference(plan: Plan, workdir: Path, env: dict[str, str] | None = None) -> Path:
     """Execute the source notebooks once (nbclient, embedded dataset) beside the reference
     nnkit; returns the folder holding the notebooks, the package and the saved models.
@@ -752,8 +767,8 @@ def run_reference(plan: Plan, workdir: Path, env: dict[str, str] | None = None) 
     from .. import nbgrader_course as nc
 
     m = plan.manifest
-    nc.copy_tree(plan.source_dir, workdir, list(m.notebooks))
-    nc.copy_tree(plan.root / "source", workdir, plan.package_files)
+    nc.copy_tree(plan.source_dir, workdir, list(m.notebooks) + list(m.files))
+    write_solved_package(plan, workdir)
     _write(workdir / "manifest.toml", manifest_toml(m))
     env = dict(env) if env is not None else _reference_env(plan)
     for nb_name in m.notebooks:
