@@ -65,7 +65,7 @@ db-tool:
 	fi
 
 demo: venv sandbox-tool
-	$(PY) -m autograder demo
+	$(PY) -m autograder demo fcnets
 
 # The suite, then every source notebook executed on the embedded dataset (nbval).
 # tests/browser and tests/colab add about 2 minutes once their venvs and the cached

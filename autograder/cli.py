@@ -29,6 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
 
     p = sub.add_parser("demo", help=VERBS["demo"][2])
+    p.add_argument("assignment", nargs="?", default=None,
+                   help="the assignment (default: the first of source/ whose manifest has a [demo] table)")
     p.add_argument("--workdir", default=None, help="keep the course folder here (default: a temporary folder)")
     p.add_argument("--package-only", action="store_true", help="only train and check the reference package")
 

@@ -1,15 +1,16 @@
-"""The whole instructor flow on the embedded dataset, end to end: `run_demo(workdir=None)`.
+"""The whole instructor flow on the embedded dataset, end to end: `run_demo(assignment, workdir=None)`.
 
-1. **Release.** The committed student release `assignments/fcnets/` when it is
-   there, else one built into the work folder (`autograder.release.build`).
+1. **Release.** The committed student release `assignments/<assignment>/` when it
+   is there, else one built into the work folder (`autograder.release.build`).
 2. **Reference run.** The source notebooks executed once with the reference
    package (`release.run_reference`): that is where the saved models come from.
 3. **Submissions**, written as zips to `<work>/submissions/`:
    `reference` (the instructor's solution), `untouched_release` (a student who
-   did nothing), `typical_bugs` (an SVM loss that counts the correct class and an
-   affine layer that forgets its bias) and `hostile` (the same wrong affine layer,
-   plus a cell that tries to read and rewrite the gradebook, reach the network and
-   other files, and monkeypatches numpy so that the wrong layer passes its cell).
+   did nothing), `typical_bugs` (the bugs of the manifest's `[demo] bugs`, e.g. an
+   SVM loss that counts the correct class and an affine layer that forgets its
+   bias) and `hostile` (the same bugs, plus a cell that tries to read and rewrite
+   the gradebook, reach the network and other files, and monkeypatches numpy so
+   that a wrong layer passes its cell).
 4. **Grading** with `autograder.grading` (sandboxed; 2 workers), which also writes the
    feedback and the exports into `<work>/out/`.
 5. **The grade table**, and a check of what must hold: the reference gets every
@@ -32,13 +33,6 @@ from pathlib import Path
 
 from . import REPO_ROOT
 
-ASSIGNMENT = "fcnets"
-
-#: (module, text in the reference, replacement): typical bugs a student makes.
-BUGS = [
-    ("nnkit/layers.py", "    margins[rows, y] = 0\n", ""),  # the SVM margin counts the correct class
-    ("nnkit/layers.py", "    out += b  # in place: no second (N, M) array\n", ""),  # affine forgets the bias
-]
 
 HOSTILE_CELL = r'''
 # A hostile student: try to escape, then cheat in the kernel.
@@ -120,13 +114,13 @@ def make_submissions(dest: Path, manifest, source_dir: Path, release_dir: Path, 
         **{m: release_dir / m for m in manifest.student_modules}})
     buggy: dict[str, bytes] = {}
     applied = []
-    for module, old, new in BUGS:
+    for module, old, new in manifest.demo_bugs or ():
         text = buggy.get(module, ref_modules[module].read_bytes()).decode("utf-8")
         if text.count(old) == 1:
             buggy[module] = text.replace(old, new).encode("utf-8")
             applied.append(old.strip())
     if not applied:
-        raise RuntimeError("course_demo: none of BUGS matches source/nnkit any more; update autograder/course_demo.py")
+        raise RuntimeError(f"demo: none of [demo] bugs in {manifest.path} matches source/nnkit any more; update them")
     out["typical_bugs"] = _zip(dest / "typical_bugs.zip", {**notebooks, **ref_modules, **models, **buggy})
     if hostile:
         wrong_affine = {m: t for m, t in buggy.items()}
@@ -164,8 +158,22 @@ def expectations(results: dict[str, dict]) -> list[tuple[bool, str]]:
     return checks
 
 
-def run_demo(workdir: str | os.PathLike | None = None) -> int:
-    """Run the instructor flow; keep everything in `workdir` if given. Returns 0 when every expectation holds."""
+def demo_assignment(assignment: str | None = None) -> str:
+    """`assignment`, or the kit's demo assignment: the first of `source/` whose manifest has a `[demo]` table."""
+    from .manifest import list_assignments, load_manifest
+
+    if assignment is not None:
+        return assignment
+    for name in list_assignments():
+        if load_manifest(name).demo_bugs is not None:
+            return name
+    raise RuntimeError("no assignment of source/ has a [demo] table in its manifest: name one, "
+                       "`python -m autograder demo ASSIGNMENT`, after adding `[demo] bugs = [...]` to it")
+
+
+def run_demo(assignment: str | None = None, workdir: str | os.PathLike | None = None) -> int:
+    """Run the instructor flow on `assignment` (default: ``demo_assignment()``); keep everything
+    in `workdir` if given. Returns 0 when every expectation holds."""
     from .release import build as rel
     from .sandbox import bwrap as sandbox
     from .grading.coordinator import grade
@@ -181,18 +189,22 @@ def run_demo(workdir: str | os.PathLike | None = None) -> int:
     def say(msg):
         print(f"[{time.perf_counter() - started:6.1f} s] {msg}", flush=True)
 
+    assignment = demo_assignment(assignment)
     try:
-        manifest = load_manifest(ASSIGNMENT)
-        source_dir = REPO_ROOT / "source" / ASSIGNMENT
-        release_dir = REPO_ROOT / "assignments" / ASSIGNMENT
+        manifest = load_manifest(assignment)
+        if manifest.demo_bugs is None:
+            raise RuntimeError(f"{manifest.path} has no [demo] table: add `[demo] bugs = [[module, reference "
+                               "text, replacement], ...]`, the typical bugs of the demo's buggy submission")
+        source_dir = REPO_ROOT / "source" / assignment
+        release_dir = REPO_ROOT / "assignments" / assignment
         if (release_dir / "nnkit" / "__init__.py").is_file():
             say(f"1. release: using the committed student release {release_dir.relative_to(REPO_ROOT)}/")
         else:
             release_dir = work / "release"
             say(f"1. release: building it into {release_dir}")
-            rel.build_release(ASSIGNMENT, output=release_dir, self_grade_gate=False, log=lambda s: None)
+            rel.build_release(assignment, output=release_dir, self_grade_gate=False, log=lambda s: None)
         say("2. executing the reference notebooks once (embedded dataset) for the saved models")
-        plan = rel.plan_release(ASSIGNMENT)
+        plan = rel.plan_release(assignment)
         ref_run = work / "reference_run"
         if ref_run.exists():
             shutil.rmtree(ref_run)
@@ -211,7 +223,7 @@ def run_demo(workdir: str | os.PathLike | None = None) -> int:
         settings = replace(Settings(), sandbox=use_sandbox, dataset="embedded",
                            course_secret=os.environ.get("NNKIT_COURSE_SECRET", "nnkit-demo-secret"))
         say(f"4. grading {len(zips)} submissions with 2 workers ({'sandboxed' if use_sandbox else 'NOT sandboxed'})")
-        results = grade(ASSIGNMENT, subs, out, workers=2, settings=settings, release_dir=release_dir,
+        results = grade(assignment, subs, out, workers=2, settings=settings, release_dir=release_dir,
                         progress=lambda r: say(f"   graded {r['student_id']}: {r['status']}"))
         say("5. grades (feedback, grades.csv, grades_by_check.csv, results/*.json in " + str(out) + ")")
         print()

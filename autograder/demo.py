@@ -23,10 +23,11 @@ def _import_reference():
     import nnkit  # noqa: F401
 
 
-def package_demo(out_dir: Path) -> int:
+def package_demo(out_dir: Path, assignment: str | None = None) -> int:
     """Gradient-check, train and plot the reference TwoLayerNet on the embedded dataset.
 
-    Returns 0 when the trained model clears the manifest's embedded thresholds, 1 otherwise.
+    Returns 0 when the trained model clears the demo assignment's embedded thresholds
+    `two_layer_val` and `two_layer_test` (its manifest's), 1 otherwise.
     """
     os.environ.setdefault("MPLBACKEND", "Agg")
     _import_reference()
@@ -41,7 +42,10 @@ def package_demo(out_dir: Path) -> int:
     from .manifest import load_manifest
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    thresholds = load_manifest("fcnets").thresholds["embedded"]
+    from .course_demo import demo_assignment
+
+    manifest = load_manifest(demo_assignment(assignment))
+    thresholds = {k: manifest.threshold("embedded", k) for k in ("two_layer_val", "two_layer_test")}
 
     # 1. The gradient check a student runs first: analytic vs numeric on a tiny net.
     rng = np.random.RandomState(0)
@@ -81,7 +85,7 @@ def package_demo(out_dir: Path) -> int:
     return 0 if ok else 1
 
 
-def demo(workdir: str | None = None, package_only: bool = False) -> int:
+def demo(assignment: str | None = None, workdir: str | None = None, package_only: bool = False) -> int:
     """Run the instructor demo; see the module docstring."""
     if not package_only:
         try:
@@ -89,6 +93,6 @@ def demo(workdir: str | None = None, package_only: bool = False) -> int:
         except ImportError:
             print("(the grading flow is not available in this checkout: showing the reference package only)")
         else:
-            return run_demo(workdir=workdir)
+            return run_demo(assignment, workdir=workdir)
     out = Path(workdir) if workdir else REPO_ROOT / "demo_out"
-    return package_demo(out)
+    return package_demo(out, assignment)

@@ -1,7 +1,8 @@
 """Read an assignment's manifest, `source/<assignment>/manifest.toml`.
 
 The manifest is the single statement of what an assignment is made of; see the
-commented example in `source/fcnets/manifest.toml`.
+commented example of the first assignment, `source/*/manifest.toml`, and the README's
+"Adding an assignment".
 
 Two forms are read. The source manifest says what the release ships of nnkit
 in its `[package]` table: module -> the functions students write there (a
@@ -43,6 +44,9 @@ class Manifest:
     package: "dict[str, tuple[str, ...]] | None" = None
     #: `files`: files of source/<assignment>/ the release ships as they are (configs, ...).
     files: tuple[str, ...] = ()
+    #: `[demo] bugs`: (module, text of the reference, replacement) edits the instructor demo's
+    #: `typical_bugs` submission makes; None when the assignment has no `[demo]` table.
+    demo_bugs: "tuple[tuple[str, str, str], ...] | None" = None
     thresholds: dict[str, dict[str, float]] = field(default_factory=dict)
     points: dict[str, float] = field(default_factory=dict)
     #: Wall seconds one submission may take in a grading worker, everything included
@@ -162,6 +166,14 @@ def load_manifest(assignment: str | Path, root: Path = REPO_ROOT) -> Manifest:
         raise ManifestError(f"{path}: no [package] table: say which nnkit modules the release ships and which "
                             'functions students write there, e.g. "nnkit/layers.py" = ["affine_forward"]')
     files = _strings(data, "files", path) if "files" in data else ()
+    demo_bugs = None
+    if "demo" in data:
+        bugs = data["demo"].get("bugs") if isinstance(data["demo"], dict) else None
+        if (not isinstance(bugs, list) or not bugs
+                or not all(isinstance(b, list) and len(b) == 3 and all(isinstance(s, str) for s in b) for b in bugs)):
+            raise ManifestError(f"{path}: [demo] bugs must be a non-empty list of [module, reference text, "
+                                "replacement] triples of strings")
+        demo_bugs = tuple(tuple(b) for b in bugs)
     unknown = set(thresholds) - set(datasets)
     if unknown:
         raise ManifestError(f"{path}: thresholds for undeclared datasets {sorted(unknown)}; add them to `datasets`")
@@ -178,5 +190,6 @@ def load_manifest(assignment: str | Path, root: Path = REPO_ROOT) -> Manifest:
         deadline=deadline,
         package=package,
         files=files,
+        demo_bugs=demo_bugs,
         path=path,
     )

@@ -230,7 +230,7 @@ def _is_junk(rel: PurePosixPath) -> bool:
 def _match(names: list[PurePosixPath], allowed: tuple[str, ...]) -> dict[PurePosixPath, str]:
     """Map member paths to manifest paths.
 
-    Students zip either the folder's contents or the folder itself (`fcnets/...`,
+    Students zip either the folder's contents or the folder itself (`<assignment>/...`,
     `alice/...`): when every entry sits under one top-level folder, that folder is
     stripped if that matches more allowed files.
     """

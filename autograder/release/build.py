@@ -326,7 +326,7 @@ def plan_release(assignment: str, root: Path = REPO_ROOT) -> Plan:
 class GradeCell:
     """A graded cell of a source notebook, as the manifest's [points] must list it."""
 
-    notebook: str  # shown path, e.g. source/fcnets/01_layers.ipynb
+    notebook: str  # shown path, e.g. source/<assignment>/01_layers.ipynb
     index: int  # 0-based cell index
     grade_id: str
     points: float
@@ -949,7 +949,7 @@ def release_freshness(assignment: str, release_dir: Path, root: Path = REPO_ROOT
     else one paragraph saying what differs and the fix.
 
     Nothing is built: the inputs (`release_inputs`) and the release's files are hashed
-    and compared with the release's RELEASE_DIGEST (a few milliseconds for fcnets).
+    and compared with the release's RELEASE_DIGEST (a few milliseconds for an assignment of four notebooks).
     """
     root = Path(root).resolve()
     release_dir = Path(release_dir)

@@ -66,7 +66,7 @@ An allowed text suppresses the fingerprints that lie wholly inside an occurrence
 it (compared as tokens); an entry that suppresses nothing stops the release, so the
 list cannot go stale. The table is never copied into the release's manifest.
 
-Measured on fcnets (2026-11): 452 fingerprints; its release holds 8 copies of 4 texts,
+Measured on the first assignment of the kit (2026-11): 452 fingerprints; its release holds 8 copies of 4 texts,
 all on purpose (provided code sharing a statement with a solution, the L2 gradient and
 the reshape idiom the docstrings state): 4 allow entries. Hidden-test regions are not
 fingerprinted this way (they restate the visible checks with other inputs: 6 more texts
