@@ -72,7 +72,7 @@ demo: venv sandbox-tool
 # release exist (build/venvs, build/student-release), about 5 on a fresh clone.
 test: venv sandbox-tool browser-tool db-tool
 	$(PY) -m pytest
-	NNKIT_DATASET=embedded $(PY) -m pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=300 source/fcnets
+	NNKIT_DATASET=embedded $(PY) -m pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=300 source
 
 bench: venv
 	$(PY) bench/run_all.py

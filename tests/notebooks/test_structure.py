@@ -1,4 +1,4 @@
-"""Structural checks of the fcnets source notebooks (no kernel is started).
+"""Structural checks of every assignment's source notebooks (no kernel is started).
 
 They hold what the release, the grader and CI rely on: the graded cells and the
 manifest's [points] are the same set, each grade id exactly once, with the manifest's
@@ -19,27 +19,26 @@ import nbformat
 import pytest
 from nbgrader.nbgraderformat import MetadataValidator
 
-from autograder.manifest import load_manifest
+from autograder.manifest import list_assignments, load_manifest
 
 REPO = Path(__file__).resolve().parents[2]
-FCNETS = REPO / "source" / "fcnets"
-MANIFEST = load_manifest("fcnets")
+ASSIGNMENTS = list_assignments()
 
 
 def _nbgrader(cell) -> dict:
     return cell.metadata.get("nbgrader", {})
 
 
-def _load(name: str):
-    path = FCNETS / name
+def _load(assignment: str, name: str):
+    path = REPO / "source" / assignment / name
     if not path.is_file():
         pytest.fail(f"{path} is missing: every notebook of the manifest must exist")
     return nbformat.read(path, as_version=4)
 
 
-def _graded_ids(name: str) -> tuple[list[str], list[str]]:
+def _graded_ids(assignment: str, name: str) -> tuple[list[str], list[str]]:
     """(autograded ids, manually graded ids) of a notebook, in cell order."""
-    path = FCNETS / name
+    path = REPO / "source" / assignment / name
     if not path.is_file():
         return [], []
     cells = [c for c in nbformat.read(path, as_version=4).cells if _nbgrader(c).get("grade")]
@@ -47,40 +46,45 @@ def _graded_ids(name: str) -> tuple[list[str], list[str]]:
             [_nbgrader(c)["grade_id"] for c in cells if c.cell_type == "markdown"])
 
 
-#: notebook -> (autograded ids, manual ids), read from the manifest's notebooks: what the
-#: tests below check against the manifest's [points] (never a list written by hand).
-CONTRACT = {name: _graded_ids(name) for name in MANIFEST.notebooks}
+#: assignment -> notebook -> (autograded ids, manual ids), read from the manifests' notebooks:
+#: what the tests below check against the manifests' [points] (never a list written by hand).
+CONTRACTS = {a: {name: _graded_ids(a, name) for name in load_manifest(a).notebooks} for a in ASSIGNMENTS}
 
 
-@pytest.fixture(scope="module")
-def manifest():
-    return MANIFEST
+@pytest.fixture(scope="module", params=ASSIGNMENTS)
+def manifest(request):
+    return load_manifest(request.param)
 
 
-@pytest.fixture(scope="module", params=list(MANIFEST.notebooks))
+@pytest.fixture(scope="module", params=[(a, n) for a in ASSIGNMENTS for n in load_manifest(a).notebooks],
+                ids=lambda p: f"{p[0]}/{p[1]}")
 def notebook(request):
-    return request.param, _load(request.param)
+    """(shown name "assignment/notebook", the notebook, its assignment's manifest)."""
+    assignment, name = request.param
+    return f"{assignment}/{name}", _load(assignment, name), load_manifest(assignment)
 
 
 def test_manifest_lists_existing_notebooks_in_order(manifest):
+    folder = manifest.path.parent
     for name in manifest.notebooks:
-        assert (FCNETS / name).is_file(), f"the manifest lists {name}, but source/fcnets/{name} does not exist"
+        assert (folder / name).is_file(), f"the manifest lists {name}, but {folder / name} does not exist"
     assert list(manifest.notebooks) == sorted(manifest.notebooks), "notebooks are listed in the order students work"
-    stray = sorted(p.name for p in FCNETS.glob("*.ipynb") if p.name not in manifest.notebooks)
-    assert not stray, f"source/fcnets holds notebooks the manifest does not list: {stray}"
+    stray = sorted(p.name for p in folder.glob("*.ipynb") if p.name not in manifest.notebooks)
+    assert not stray, f"{folder} holds notebooks the manifest does not list: {stray}"
 
 
 def test_manifest_points_cover_exactly_the_graded_cells(manifest):
-    ids = [i for auto, manual in CONTRACT.values() for i in auto + manual]
+    contract = CONTRACTS[manifest.assignment]
+    ids = [i for auto, manual in contract.values() for i in auto + manual]
     assert sorted(set(manifest.points)) == sorted(set(ids)), (
         f"manifest [points] differs from the notebooks' graded cells: cells without points "
         f"{sorted(set(ids) - set(manifest.points))}, points without a cell {sorted(set(manifest.points) - set(ids))}")
     assert all(p > 0 for p in manifest.points.values())
-    assert any(auto for auto, _ in CONTRACT.values()), "no autograded cell at all"
+    assert any(auto for auto, _ in contract.values()), "no autograded cell at all"
 
 
-def test_grade_ids_appear_once_with_manifest_points(notebook, manifest):
-    name, nb = notebook
+def test_grade_ids_appear_once_with_manifest_points(notebook):
+    name, nb, manifest = notebook
     graded = [c for c in nb.cells if _nbgrader(c).get("grade")]
     ids = [_nbgrader(c)["grade_id"] for c in graded]
     assert len(ids) == len(set(ids)), f"{name}: a grade id twice in {ids}"
@@ -91,13 +95,13 @@ def test_grade_ids_appear_once_with_manifest_points(notebook, manifest):
             f"{name}: {meta['grade_id']} has {meta['points']} points, the manifest says "
             f"{manifest.points[meta['grade_id']]}")
     # No grade id may appear in another notebook too ([points] and the trusted checks key on it).
-    for other, (o_auto, o_manual) in CONTRACT.items():
-        if other != name:
+    for other, (o_auto, o_manual) in CONTRACTS[manifest.assignment].items():
+        if f"{manifest.assignment}/{other}" != name:
             assert not set(ids) & set(o_auto + o_manual), f"{name} holds grade ids of {other}"
 
 
-def test_autograded_cells_are_locked_tagged_and_assert(notebook, manifest):
-    name, nb = notebook
+def test_autograded_cells_are_locked_tagged_and_assert(notebook):
+    name, nb, manifest = notebook
     for cell in nb.cells:
         meta = _nbgrader(cell)
         if not meta.get("grade") or meta.get("solution"):
@@ -121,7 +125,7 @@ def test_autograded_cells_are_locked_tagged_and_assert(notebook, manifest):
 
 def test_manual_answers_are_markdown_solution_grade_cells(notebook):
     """A TA grades exactly the markdown grade cells: written answers the student edits."""
-    name, nb = notebook
+    name, nb, manifest = notebook
     for cell in nb.cells:
         meta = _nbgrader(cell)
         if meta.get("grade") and (cell.cell_type == "markdown" or meta.get("solution")):
@@ -130,7 +134,7 @@ def test_manual_answers_are_markdown_solution_grade_cells(notebook):
 
 
 def test_notebook_is_clean_valid_and_has_stable_ids(notebook):
-    name, nb = notebook
+    name, nb, manifest = notebook
     assert (nb.nbformat, nb.nbformat_minor) == (4, 5)
     nbformat.validate(nb)
     MetadataValidator().validate_nb(nb)  # nbgrader's own rules (grade ids, points, markdown cells)
@@ -143,7 +147,7 @@ def test_notebook_is_clean_valid_and_has_stable_ids(notebook):
 
 
 def test_setup_cell_is_first_code_cell_after_colab_config_and_locked(notebook):
-    name, nb = notebook
+    name, nb, manifest = notebook
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert code[0].id == "colab_config" and code[1].id == "setup"
     assert _nbgrader(code[1]) == {"grade": False, "grade_id": "setup", "locked": True,
@@ -153,13 +157,14 @@ def test_setup_cell_is_first_code_cell_after_colab_config_and_locked(notebook):
                    '"autoreload"', "deduper_reloader", "NBGRADER_EXECUTION", "fetch.py", "google.colab",
                    "def read_thresholds", "use_notebook_progress_bars"):
         assert needed in src, f"{name}: setup cell lacks {needed}"
-    # The one place a student chooses the dataset: the first code cell.
-    assert re.search(r'^DATASET = "cifar10"$', code[0].source, re.M), f"{name}: the first code cell must set DATASET"
+    # The one place a student chooses the dataset: the first code cell, one of the manifest's.
+    chosen = re.search(r'^DATASET = "(\w+)"$', code[0].source, re.M)
+    assert chosen and chosen.group(1) in manifest.datasets, f"{name}: the first code cell must set DATASET"
 
 
 def test_every_check_cell_says_to_run_the_setup_first(notebook):
     """A check run before the setup cell says so, instead of a bare NameError."""
-    name, nb = notebook
+    name, nb, manifest = notebook
     for cell in nb.cells:
         meta = _nbgrader(cell)
         if meta.get("grade") and cell.cell_type == "code":
@@ -168,7 +173,7 @@ def test_every_check_cell_says_to_run_the_setup_first(notebook):
 
 
 def test_solution_regions_only_in_solution_cells(notebook):
-    name, nb = notebook
+    name, nb, manifest = notebook
     for cell in nb.cells:
         src = cell.source
         if "### BEGIN SOLUTION" in src or "### END SOLUTION" in src:
@@ -180,11 +185,14 @@ def test_solution_regions_only_in_solution_cells(notebook):
 
 
 def test_accuracy_cells_read_thresholds_from_the_manifest(notebook):
-    """An accuracy check (a grade cell that evaluates a saved model, or reads a threshold) does both."""
-    name, nb = notebook
+    """An accuracy check (a grade cell that evaluates a saved model of the manifest, or reads a
+    threshold) does both."""
+    name, nb, manifest = notebook
+    saved = [Path(m).name for m in manifest.saved_models]
     for cell in nb.cells:
         src = cell.source
-        if _nbgrader(cell).get("grade") and ("load_model(" in src or "read_thresholds(" in src):
+        evaluates = "load_model(" in src and any(s in src for s in saved)
+        if _nbgrader(cell).get("grade") and (evaluates or "read_thresholds(" in src):
             assert "read_thresholds(data_utils.dataset_name())" in src, (
                 f"{name}: {cell.id} must read its threshold from manifest.toml for the dataset in use")
             assert "import tomllib" not in src, f"{name}: {cell.id} imports tomllib, which Python 3.10 lacks"
@@ -192,7 +200,7 @@ def test_accuracy_cells_read_thresholds_from_the_manifest(notebook):
 
 
 def test_nbval_markers_are_bare(notebook):
-    name, nb = notebook
+    name, nb, manifest = notebook
     for cell in nb.cells:
         for line in cell.source.splitlines():
             if "NBVAL_" in line:
@@ -206,7 +214,7 @@ TRAINED_FOR_A_CHECK = {"linear_final"}
 
 def test_expensive_cells_skip_during_grading(notebook):
     """Training and searches run only outside nbgrader (their cells test GRADING first)."""
-    name, nb = notebook
+    name, nb, manifest = notebook
     for cell in nb.cells:
         src = cell.source
         # A grade cell must run under nbgrader (it is the test), and so must the cell that
@@ -221,8 +229,8 @@ def test_release_version_of_every_cell_compiles(notebook):
     and no solution or hidden-test text is left."""
     from nbgrader.preprocessors import ClearHiddenTests, ClearSolutions
 
-    name, nb = notebook
-    nb = nbformat.from_dict(nb)
+    name, original, manifest = notebook
+    nb = nbformat.from_dict(original)
     resources = {}
     nb, resources = ClearSolutions().preprocess(nb, resources)
     nb, resources = ClearHiddenTests().preprocess(nb, resources)
@@ -231,20 +239,25 @@ def test_release_version_of_every_cell_compiles(notebook):
         if cell.cell_type == "code":
             compile(cell.source, f"{name}:{cell.id}", "exec")
     stubs = [c.id for c in nb.cells if "raise NotImplementedError()" in c.source]
-    assert stubs or name == "01_layers.ipynb", f"{name}: no solution cell was stubbed"
+    solution_code = [c.id for c in original.cells if c.cell_type == "code" and _nbgrader(c).get("solution")]
+    assert bool(stubs) == bool(solution_code), f"{name}: solution cells {solution_code}, stubbed {stubs}"
 
 
-def test_everything_the_trusted_checks_grade_is_asked_for_and_visibly_checked():
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_everything_the_trusted_checks_grade_is_asked_for_and_visibly_checked(assignment):
     """Issue 15, point 1: each function, class and option a trusted check calls for a grade id
     is named in the VISIBLE part of that grade id's check cell (and so in the notebook's text):
     no hidden requirement."""
     from autograder.trusted.spec import load_spec
 
-    calls, checks = load_spec("fcnets").build_plan(0)
+    spec = load_spec(assignment)
+    if spec is None:
+        pytest.skip(f"{assignment} has no trusted checks")
+    calls, checks = spec.build_plan(0)
     by_call = {c.id: c for c in calls}
     visible = {}
-    for name in CONTRACT:
-        for cell in _load(name).cells:
+    for name in CONTRACTS[assignment]:
+        for cell in _load(assignment, name).cells:
             gid = _nbgrader(cell).get("grade_id")
             if _nbgrader(cell).get("grade") and cell.cell_type == "code":
                 visible[gid] = cell.source.split("### BEGIN HIDDEN TESTS")[0]
@@ -261,3 +274,16 @@ def test_everything_the_trusted_checks_grade_is_asked_for_and_visibly_checked():
             if n not in visible.get(check.grade_id, ""):
                 missing.add((check.grade_id, n))
     assert not missing, f"graded by the trusted checks but not visibly checked in that cell: {sorted(missing)}"
+
+
+def test_the_trusted_checks_cover_every_autograded_cell(manifest):
+    """Every autograded point of the kit's assignments comes from outside the student's kernel:
+    a cell no trusted check covers could be faked (README, "Security model")."""
+    from autograder.trusted import covered_grade_ids
+
+    auto = {i for a, _ in CONTRACTS[manifest.assignment].values() for i in a}
+    covered = covered_grade_ids(manifest.assignment)
+    assert covered == auto, (
+        f"{manifest.assignment}: autograded cells no trusted check covers {sorted(auto - covered)}, "
+        f"trusted grade ids with no autograded cell {sorted(covered - auto)}; write them in "
+        f"source/{manifest.assignment}/trusted_checks.py")
