@@ -103,7 +103,12 @@ def _hostile_notebook(text: bytes) -> bytes:
 
 def make_submissions(dest: Path, manifest, source_dir: Path, release_dir: Path, reference_run: Path,
                      hostile: bool = True) -> dict[str, Path]:
-    """Write the demo's submission zips into `dest`; returns {student_id: zip path}."""
+    """Write the demo's submission zips into `dest`; returns {student_id: zip path}.
+
+    Always `reference` (the source notebooks' solutions in the release notebooks, the reference
+    student modules, the saved models of `reference_run`) and `untouched_release`; with the
+    manifest's `[demo] bugs`, also `typical_bugs` and (`hostile`) `hostile`.
+    """
     ref_modules = {m: REPO_ROOT / "source" / m for m in manifest.student_modules}
     models = {m: reference_run / m for m in manifest.saved_models if (reference_run / m).is_file()}
     notebooks = {nb: solved_notebook(release_dir / nb, source_dir / nb) for nb in manifest.notebooks}
@@ -112,9 +117,11 @@ def make_submissions(dest: Path, manifest, source_dir: Path, release_dir: Path, 
     out["untouched_release"] = _zip(dest / "untouched_release.zip", {
         **{nb: release_dir / nb for nb in manifest.notebooks},
         **{m: release_dir / m for m in manifest.student_modules}})
+    if manifest.demo_bugs is None:  # an assignment without [demo]: the reference and the release only
+        return out
     buggy: dict[str, bytes] = {}
     applied = []
-    for module, old, new in manifest.demo_bugs or ():
+    for module, old, new in manifest.demo_bugs:
         text = buggy.get(module, ref_modules[module].read_bytes()).decode("utf-8")
         if text.count(old) == 1:
             buggy[module] = text.replace(old, new).encode("utf-8")
@@ -123,9 +130,8 @@ def make_submissions(dest: Path, manifest, source_dir: Path, release_dir: Path, 
         raise RuntimeError(f"demo: none of [demo] bugs in {manifest.path} matches source/nnkit any more; update them")
     out["typical_bugs"] = _zip(dest / "typical_bugs.zip", {**notebooks, **ref_modules, **models, **buggy})
     if hostile:
-        wrong_affine = {m: t for m, t in buggy.items()}
         first_nb = manifest.notebooks[0]
-        out["hostile"] = _zip(dest / "hostile.zip", {**notebooks, **ref_modules, **models, **wrong_affine,
+        out["hostile"] = _zip(dest / "hostile.zip", {**notebooks, **ref_modules, **models, **buggy,
                                                       first_nb: _hostile_notebook(notebooks[first_nb])})
     return out
 

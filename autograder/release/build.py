@@ -249,6 +249,8 @@ def plan_release(assignment: str, root: Path = REPO_ROOT) -> Plan:
         raise ReleaseError("manifest", "source/nnkit", 1, "no reference package at source/nnkit")
     package_files = shipped_modules(manifest, root, mpath)
     elsewhere = functions_asked_elsewhere(assignment, root)
+    for module, functions in _provided(root / mpath, mpath, elsewhere).items():
+        elsewhere[module] -= functions
     lines = SourceLines()
     fragments = SolutionFragments()
     allowed = _allow_list(root / mpath, mpath)
@@ -578,6 +580,33 @@ def _allow_list(mfile: Path, mpath: str) -> list[Allowed]:
         if not any(t not in FILLER for t in fragment_tokens(text)):
             raise ReleaseError("manifest", mpath, line, f"[release.allow] entry {text!r} holds no words or numbers")
         out.append(Allowed(text=text, reason=reason, path=mpath, line=line))
+    return out
+
+
+def _provided(mfile: Path, mpath: str, elsewhere: dict[str, set[str]]) -> dict[str, set[str]]:
+    """The manifest's `[release.provide]`: `"module:function" = "why"`, functions another
+    assignment asks for that this release ships complete on purpose (its own provided code
+    needs them). An entry that provides nothing stops the release."""
+    import tomllib
+
+    table = tomllib.loads(mfile.read_text(encoding="utf-8")).get("release", {})
+    provide = table.get("provide", {}) if isinstance(table, dict) else None
+    if not isinstance(provide, dict):
+        raise ReleaseError("manifest", mpath, line_of(mfile, "release"),
+                           '[release.provide] must be a table of `"nnkit/module.py:function" = "why"` entries')
+    raw = mfile.read_text(encoding="utf-8").split("\n")
+    out: dict[str, set[str]] = {}
+    for key, reason in provide.items():
+        line = next((n for n, l in enumerate(raw, start=1) if _toml_key(l) == key), line_of(mfile, "[release.provide]"))
+        module, _, function = key.partition(":")
+        if not isinstance(reason, str) or not reason.strip():
+            raise ReleaseError("manifest", mpath, line, f"[release.provide] entry {key!r} needs its reason: "
+                                                        f'{json.dumps(key)} = "why this release ships it complete"')
+        if function not in elsewhere.get(module, ()):
+            raise ReleaseError("manifest", mpath, line, f"[release.provide] entry {key!r} provides nothing: no other "
+                                                        "assignment asks for that function (write it as "
+                                                        '"nnkit/module.py:Class.method"), so it ships complete anyway')
+        out.setdefault(module, set()).add(function)
     return out
 
 

@@ -21,6 +21,11 @@ mean, already subtracted) when ``subtract_mean`` and ``class_names``.
   into 3 channels. The split is fixed: within each class, in file order, images
   whose rank modulo 10 is 0..6 train, 7 validate, 8..9 test (1266 / 178 / 353).
 
+``load_flat_dataset(name)`` is the other view, for the multilayer perceptrons of
+the MNIST assignment: ``"mnist"`` or ``"embedded"`` digits as rows of 28 * 28 = 784
+numbers in [0, 1] (no padding, one channel), with a random validation split drawn
+from a seed (``split_train_val``) and the fixed test images.
+
 Where the data lives: env ``NNKIT_DATA_DIR`` if set, else the nearest
 ``datasets/`` folder above this package (the repository's or the release's).
 Decoded CIFAR-10 and MNIST are cached as uint8 ``.npz`` files in
@@ -738,3 +743,176 @@ def load_dataset(name=None, *, num_training=None, num_validation=None, num_test=
         data["mean_image"] = mean
     data["class_names"] = classes
     return data
+
+
+# ---------------------------------------------------------------------------
+# Flat inputs: digits as rows of 784 numbers in [0, 1]
+# ---------------------------------------------------------------------------
+FLAT_DATASETS = ("mnist", "embedded")
+FLAT_SIDE = 28  # MNIST's side; the embedded 8x8 digits are enlarged to it
+# Validation images split off the training pool by default: MNIST's 60000 -> 50000 / 10000
+# (as CS7643 does); the embedded pool of 1444 -> 1266 / 178, the sizes of its fixed split.
+_FLAT_VALIDATION = {"mnist": 10000, "embedded": 178}
+
+
+def flatten_and_scale(images):
+    """Images of pixel values 0..255 as rows of numbers in [0, 1].
+
+    Parameters
+    ----------
+    images : ndarray, (N, H, W)
+        Any real dtype (uint8 as stored), values 0..255.
+
+    Returns
+    -------
+    X : ndarray, (N, H * W), floating (float64 for integer images)
+        Row i is image i read row by row (``reshape``'s C order), every
+        value divided by 255: 0 stays 0, 255 becomes 1.
+    """
+    images = np.asarray(images)
+    if images.ndim < 2:
+        raise ValueError(f"flatten_and_scale: images must be (N, H, W); got shape {images.shape}.")
+    X = None
+    # TODO: Turn every image into one row of H * W numbers (reshape, which does
+    # not copy) and divide by 255, so that the values lie in [0, 1]. Store the
+    # result in X, in a floating dtype.
+    raise NotImplementedError("flatten_and_scale: not part of this assignment (another assignment of the course asks for it)")
+    return X
+
+
+def split_train_val(X, y, num_validation, seed=0):
+    """A random validation split: the same seed gives the same split.
+
+    The examples are put in the random order
+    ``order = np.random.RandomState(seed).permutation(N)``; the first
+    ``num_validation`` of that order form the validation set, the others the
+    training set, both in that order.
+
+    Parameters
+    ----------
+    X : ndarray, (N, ...)
+        Examples (any shape after the first axis: images or rows).
+    y : ndarray, (N,)
+        Labels.
+    num_validation : int
+        How many examples go to validation, 0 <= num_validation <= N.
+    seed : int
+        Seed of the shuffle.
+
+    Returns
+    -------
+    X_train : ndarray, (N - num_validation, ...)
+    y_train : ndarray, (N - num_validation,)
+    X_val : ndarray, (num_validation, ...)
+    y_val : ndarray, (num_validation,)
+        Every example is in exactly one of the two sets, with its own label.
+    """
+    X, y = np.asarray(X), np.asarray(y)
+    if X.ndim < 1 or y.shape != (len(X),):
+        raise ValueError(f"split_train_val: X must be (N, ...) and y (N,); got X {X.shape} and y {y.shape}.")
+    if isinstance(num_validation, bool) or not isinstance(num_validation, (int, np.integer)) \
+            or not 0 <= num_validation <= len(X):
+        raise ValueError(f"split_train_val: num_validation must be an integer from 0 to N = {len(X)}; "
+                         f"got {num_validation!r}.")
+    X_train, y_train, X_val, y_val = None, None, None, None
+    # TODO: Draw the random order of the N examples with
+    # np.random.RandomState(seed).permutation, give its first num_validation
+    # indices to the validation set and the rest to the training set. Index X
+    # and y with the same indices, so that every label stays with its example.
+    raise NotImplementedError("split_train_val: not part of this assignment (another assignment of the course asks for it)")
+    return X_train, y_train, X_val, y_val
+
+
+def load_flat_dataset(name=None, *, num_training=None, num_validation=None, num_test=None,
+                      seed=0, root=None) -> dict:
+    """Digits as flat vectors in [0, 1], with a random validation split.
+
+    - ``"mnist"``: MNIST's 60000 training images (the IDX files, gzipped or not,
+      or ``mnist_train.csv`` / ``mnist_test.csv`` in pjreddie's CSV format; read
+      by ``load_mnist_idx`` / ``load_mnist_csv`` and cached) are split by
+      ``split_train_val`` into 50000 train and 10000 validation images; the test
+      set is MNIST's 10000 test images.
+    - ``"embedded"``: the 1797 embedded 8x8 digits, enlarged to 28x28 by
+      ``upsample_bilinear``. The images of the fixed split's train and
+      validation parts (1444, see ``embedded_split``) are split by
+      ``split_train_val`` into 1266 train and 178 validation images; the test set
+      is the fixed test part (353), so it never depends on the seed.
+
+    Every image becomes a row of 28 * 28 = 784 numbers in [0, 1]
+    (``flatten_and_scale``); no mean is subtracted.
+
+    Parameters
+    ----------
+    name : "mnist" or "embedded"; None means ``dataset_name()`` (env NNKIT_DATASET)
+    num_training : int or None
+        Keep only the first this many training images (after the shuffle: a
+        random subset); None keeps all.
+    num_validation : int or None
+        Size of the validation set; None: 10000 (mnist), 178 (embedded).
+    num_test : int or None
+        Keep only the first this many test images; None keeps all.
+    seed : int
+        Seed of the validation split.
+    root : the datasets folder (default: ``dataset_dir()``)
+
+    Returns
+    -------
+    data : dict
+        ``X_train`` (N_train, 784) float64, ``y_train`` (N_train,) int64, ``X_val``,
+        ``y_val``, ``X_test``, ``y_test`` likewise; ``class_names`` (10 str);
+        ``image_shape`` (28, 28), the shape to reshape a row into to see it;
+        ``name``, the dataset's.
+
+    Raises
+    ------
+    DatasetNotFoundError : MNIST's files are missing; the message says how to fetch them
+    ValueError : another dataset, or sizes the dataset cannot give
+    """
+    name = _check_name(name if name is not None else dataset_name())
+    if name not in FLAT_DATASETS:
+        raise ValueError(f"load_flat_dataset reads digits: {' or '.join(map(repr, FLAT_DATASETS))}, not "
+                         f"{name!r}. Choose one with DATASET in a notebook's first cell, the environment "
+                         "variable NNKIT_DATASET, or the argument `name`.")
+    folder = dataset_dir(root)
+    if name == "embedded":
+        images, labels = load_embedded(folder)
+        tr, va, te = embedded_split(labels)
+        pool = np.sort(np.concatenate([tr, va]))  # file order, so the seed alone decides the split
+        pool_images, pool_labels = upsample_bilinear(images[pool], FLAT_SIDE), labels[pool]
+        test_images, test_labels = upsample_bilinear(images[te], FLAT_SIDE), labels[te]
+    else:
+        raw = _raw_uint8("mnist", folder)
+        pool_images, pool_labels, test_images, test_labels = raw["Xtr"], raw["ytr"], raw["Xte"], raw["yte"]
+
+    n_val = _FLAT_VALIDATION[name] if num_validation is None else num_validation
+    if isinstance(n_val, bool) or not isinstance(n_val, (int, np.integer)) or not 0 <= n_val <= len(pool_images):
+        raise ValueError(f"{name} has {len(pool_images)} training images to split: num_validation must be "
+                         f"an integer from 0 to {len(pool_images)}, got {n_val!r}")
+    # Split the images as stored (uint8 for MNIST: an eighth of the memory), then scale each part.
+    parts = split_train_val(pool_images, pool_labels, int(n_val), seed)
+    if not (isinstance(parts, tuple) and len(parts) == 4 and all(p is not None for p in parts)):
+        raise ValueError("split_train_val must return X_train, y_train, X_val, y_val (four arrays); "
+                         "see its TODO in nnkit/data_utils.py")
+    X_tr, y_tr, X_va, y_va = parts
+    n_tr = _count(num_training, len(X_tr), "num_training", name)
+    X_tr, y_tr = X_tr[:n_tr], y_tr[:n_tr]
+    n_te = _count(num_test, len(test_images), "num_test", name)
+    X_te, y_te = test_images[:n_te], test_labels[:n_te]
+
+    data = {}
+    for split, (X, y) in {"train": (X_tr, y_tr), "val": (X_va, y_va), "test": (X_te, y_te)}.items():
+        data[f"X_{split}"] = flatten_and_scale(X)
+        data[f"y_{split}"] = np.ascontiguousarray(y, dtype=np.int64)
+    data["class_names"] = DIGIT_CLASSES
+    data["image_shape"] = (FLAT_SIDE, FLAT_SIDE)
+    data["name"] = name
+    return data
+
+
+def _count(n, available, what, name) -> int:
+    """n (None: all ``available``), checked to be an integer from 0 to available."""
+    if n is None:
+        return available
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 0 <= n <= available:
+        raise ValueError(f"{name}: {what} must be an integer from 0 to {available}, got {n!r}")
+    return int(n)

@@ -285,7 +285,7 @@ class SoftmaxRegression:
             "reg": float(self.reg),
         }
 
-    def loss(self, X, y=None):
+    def loss(self, X, y=None, *, grads=True):
         """Scores, or loss and gradients, for a minibatch.
 
         Parameters
@@ -293,15 +293,18 @@ class SoftmaxRegression:
         X : ndarray, (N, d_1, ..., d_k)
             Inputs with d_1 * ... * d_k = D.
         y : ndarray of int, (N,), optional
+        grads : bool, keyword only
+            With y: False returns the loss alone, without the gradients
+            (for numeric gradient checks).
 
         Returns
         -------
         scores : ndarray, (N, C)
             When y is None.
         loss : float
-            When y is given.
+            When y is given: the softmax data loss plus the L2 term.
         grads : dict
-            When y is given: ``W: (D, C)``, ``b: (C,)``.
+            When y is given and grads is True: ``W: (D, C)``, ``b: (C,)``.
         """
         shape = np.shape(X)
         if len(shape) < 2 or int(np.prod(shape[1:])) != self.params["W"].shape[0]:
@@ -313,14 +316,24 @@ class SoftmaxRegression:
         x = np.asarray(X).reshape(shape[0], -1)
         scores = None
         # TODO: Compute the scores x W + b.
-        raise NotImplementedError("SoftmaxRegression.loss: not implemented yet, see the TODO above")
+        scores = x @ W
+        scores += b
         if y is None:
             return scores
 
-        loss, grads = 0.0, {}
-        # TODO: The softmax loss plus 0.5 * self.reg * sum(W**2), and the
-        # gradients of W and b in grads.
-        raise NotImplementedError("SoftmaxRegression.loss: not implemented yet, see the TODO above")
+        loss = 0.0
+        # TODO: The softmax loss of the scores plus 0.5 * self.reg * sum(W**2)
+        # (b is not regularized). Keep what the gradients below need.
+        loss, dscores = softmax_loss(scores, y)
+        loss += 0.5 * self.reg * np.vdot(W, W)
+
+        if not grads:  # the loss alone (numeric gradient checks)
+            return float(loss)
+
+        grads = {}
+        # TODO: The gradients of W and b (the L2 term's too) in grads, under
+        # the parameters' names.
+        grads = {"W": x.T @ dscores + self.reg * W, "b": dscores.sum(axis=0)}
         return float(loss), grads
 
 
