@@ -877,8 +877,7 @@ def release_inputs(assignment: str, root: Path = REPO_ROOT) -> dict[str, Path]:
 
     - ``source/<assignment>/manifest.toml``, the notebooks and the files it lists;
     - the package modules it ships (``[package]``, with their folders' ``__init__.py``),
-      stripped or copied, and the other assignments' manifests (what they ask for is
-      stubbed here too);
+      stripped or copied;
     - ``datasets/fetch.py`` and ``datasets/embedded/``, shipped as they are;
     - ``release_files/*`` (the kit's ``autograder/release/files/``: the student README
       template, ``requirements.txt``, ``make_submission.py``).
@@ -892,7 +891,6 @@ def release_inputs(assignment: str, root: Path = REPO_ROOT) -> dict[str, Path]:
     m = load_manifest(assignment, root)
     src = f"source/{assignment}"
     names = [f"{src}/manifest.toml"] + [f"{src}/{nb}" for nb in m.notebooks] + [f"{src}/{f}" for f in m.files]
-    names += [f"source/{other}/manifest.toml" for other in list_assignments(root) if other != assignment]
     for rel in m.package or {}:
         parts = Path(rel).parts
         names += ["source/" + "/".join(parts[:k]) + "/__init__.py" for k in range(1, len(parts))
@@ -923,9 +921,26 @@ def _builder() -> str:
         return "nbgrader none"
 
 
+#: The input that is not a file: what the other assignments have students write (stubbed here too).
+ELSEWHERE_INPUT = "source/*/manifest.toml [package] of the other assignments"
+
+
+def _elsewhere_hash(assignment: str, root: Path) -> str:
+    try:
+        asked = functions_asked_elsewhere(assignment, root)
+    except ReleaseError as exc:  # an unreadable manifest: stale until it reads (the release says why)
+        return hashlib.sha256(f"unreadable: {exc}".encode()).hexdigest()
+    text = json.dumps({m: sorted(f) for m, f in sorted(asked.items())}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def input_hashes(assignment: str, root: Path = REPO_ROOT) -> dict[str, str | None]:
-    """sha256 of every input (`release_inputs`); None for a listed file that is missing."""
-    return {name: _sha256(path) for name, path in sorted(release_inputs(assignment, root).items())}
+    """sha256 of every input (`release_inputs`, None for a listed file that is missing), and of
+    what the other assignments ask for (`ELSEWHERE_INPUT`): editing another assignment's
+    notebooks or thresholds leaves this release fresh; changing what it stubs does not."""
+    out = {name: _sha256(path) for name, path in sorted(release_inputs(assignment, root).items())}
+    out[ELSEWHERE_INPUT] = _elsewhere_hash(assignment, Path(root).resolve())
+    return dict(sorted(out.items()))
 
 
 def digest_text(assignment: str, inputs: dict[str, str | None], release: Path) -> str:

@@ -49,7 +49,7 @@ def test_a_fresh_release_is_fresh(built):
 def test_the_digest_lists_every_input_and_release_file(built):
     repo, out = built
     d = read_digest(out / DIGEST_FILE)
-    assert set(d.inputs) == set(release_inputs("mini", repo)) == {
+    assert set(d.inputs) - {release.ELSEWHERE_INPUT} == set(release_inputs("mini", repo)) == {
         "source/mini/manifest.toml", "source/mini/01_ops.ipynb", "source/nnkit/__init__.py", "source/nnkit/helpers.py",
         "source/nnkit/ops.py", "source/nnkit/sub/__init__.py", "source/nnkit/sub/extra.py", "datasets/fetch.py",
         "datasets/embedded/tiny.txt", "release_files/README.md", "release_files/make_submission.py",
@@ -92,8 +92,10 @@ def test_a_module_no_manifest_ships_does_not_make_the_release_stale(copy):
                         _edit(repo / "source/mini/manifest.toml", '"nnkit/helpers.py" = []',
                               '"nnkit/helpers.py" = []\n"nnkit/new_helper.py" = []')),
      "source/nnkit/new_helper.py is new"),
-    (lambda repo, out: (repo / "source/other").mkdir() or (repo / "source/other/manifest.toml").write_text("x = 1\n"),
-     "source/other/manifest.toml is new"),
+    (lambda repo, out: (repo / "source/other").mkdir() or (repo / "source/other/manifest.toml").write_text(
+        'assignment = "other"\ntitle = "o"\nnotebooks = []\nsaved_models = []\ndatasets = ["embedded"]\n'
+        '[package]\n"nnkit/helpers.py" = ["as_array"]\n'),
+     "[package] of the other assignments changed since it was built"),
     (lambda repo, out: (repo / "source/nnkit/sub/__init__.py").unlink(),
      "source/nnkit/sub/__init__.py is gone"),
     (lambda repo, out: (repo / "datasets/embedded/tiny.txt").write_text("other data\n"),
