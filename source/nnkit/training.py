@@ -49,18 +49,19 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from nnkit.classifiers import fc_net
 from nnkit.layers import softmax_loss
 
 __all__ = [
     "ConfigError", "TrainConfig", "load_config", "load_grid", "History",
     "generate_batched_data", "evaluate", "train_step", "train_epoch",
     "build_model", "train", "grid_configs", "grid_search", "plot_history",
-    "MODELS", "ACTIVATIONS", "UPDATE_RULES",
+    "MODELS", "ACTIVATION_NAMES", "UPDATE_RULES",
 ]
 
 MODELS = ("softmax", "two_layer")
-ACTIVATIONS = ("sigmoid", "relu")
-UPDATE_RULES = ("sgd", "sgd_momentum", "rmsprop", "adam")
+ACTIVATION_NAMES = tuple(fc_net.ACTIVATIONS)  # what TwoLayerNet(activation=...) takes
+UPDATE_RULES = ("sgd", "sgd_momentum", "rmsprop", "adam")  # the update rules of nnkit.optim
 
 
 # ---------------------------------------------------------------------------
@@ -81,7 +82,7 @@ class TrainConfig:
     hidden_dim : int
         Hidden units of the two-layer net (unused by softmax).
     activation : str
-        ``"sigmoid"`` or ``"relu"``: the two-layer net's hidden activation.
+        ``"sigmoid"`` or ``"relu"`` (``ACTIVATION_NAMES``): the two-layer net's hidden activation.
     weight_scale : float
         Standard deviation of the initial weights (> 0).
     reg : float
@@ -177,7 +178,7 @@ def _positive(v):
 _RULES = {
     "model": (str, lambda v: v in MODELS, f"one of {', '.join(MODELS)}"),
     "hidden_dim": (int, _positive, "a positive integer"),
-    "activation": (str, lambda v: v in ACTIVATIONS, f"one of {', '.join(ACTIVATIONS)}"),
+    "activation": (str, lambda v: v in ACTIVATION_NAMES, f"one of {', '.join(ACTIVATION_NAMES)}"),
     "weight_scale": (float, _positive, "a positive number"),
     "reg": (float, lambda v: v >= 0, "a number >= 0"),
     "learning_rate": (float, _positive, "a positive number"),
@@ -515,7 +516,6 @@ def build_model(config, input_dim, num_classes=10):
     -------
     model : SoftmaxRegression or TwoLayerNet
     """
-    from nnkit.classifiers.fc_net import TwoLayerNet
     from nnkit.classifiers.linear import SoftmaxRegression
 
     state = np.random.get_state()
@@ -524,8 +524,8 @@ def build_model(config, input_dim, num_classes=10):
         if config.model == "softmax":
             return SoftmaxRegression(input_dim=input_dim, num_classes=num_classes,
                                      weight_scale=config.weight_scale, reg=config.reg)
-        return TwoLayerNet(input_dim=input_dim, hidden_dim=config.hidden_dim, num_classes=num_classes,
-                           weight_scale=config.weight_scale, reg=config.reg, activation=config.activation)
+        return fc_net.TwoLayerNet(input_dim=input_dim, hidden_dim=config.hidden_dim, num_classes=num_classes,
+                                  weight_scale=config.weight_scale, reg=config.reg, activation=config.activation)
     finally:
         np.random.set_state(state)
 

@@ -348,7 +348,7 @@ def test_an_unknown_setting_is_named_with_its_line_and_the_allowed_ones(tmp_path
     ("learning_rate: -0.1", "learning_rate must be a positive number, got -0.1"),
     ("learning_rate: .inf", "learning_rate must be a positive number, got inf"),
     ("reg: true", "reg must be a number >= 0, got True (bool)"),
-    ("activation: tanh", "activation must be one of sigmoid, relu, got 'tanh' (str)"),
+    ("activation: tanh", "activation must be one of relu, sigmoid, got 'tanh' (str)"),
     ("model: TwoLayerNet", "model must be one of softmax, two_layer, got 'TwoLayerNet'"),
     ("restore_best: 1", "restore_best must be true or false, got 1 (int)"),
     ("lr_decay: 1.5", "lr_decay must be a number in (0, 1], got 1.5"),
