@@ -25,15 +25,23 @@ from numpy.lib import format as npy_format
 from .reference import reference_module
 
 #: Config keys each class accepts (anything else is refused before the reference sees it).
+#: ``activation`` is TwoLayerNet's hidden nonlinearity (its get_config writes it when not "relu").
 _CONFIG_KEYS = {
-    "TwoLayerNet": {"input_dim", "hidden_dim", "num_classes", "weight_scale", "reg"},
+    "TwoLayerNet": {"input_dim", "hidden_dim", "num_classes", "weight_scale", "reg", "activation"},
     "FullyConnectedNet": {"hidden_dims", "input_dim", "num_classes", "dropout_keep_ratio", "reg",
                           "weight_scale", "dtype", "seed", "normalization"},
+    "SoftmaxRegression": {"input_dim", "num_classes", "weight_scale", "reg"},
 }
+#: The reference module of each class a saved model may hold.
+_CLASS_MODULES = {"TwoLayerNet": "classifiers.fc_net", "FullyConnectedNet": "classifiers.fc_net",
+                  "SoftmaxRegression": "classifiers.linear"}
+#: TwoLayerNet's accepted activations (nnkit.classifiers.fc_net.ACTIVATIONS).
+_ACTIVATIONS = ("relu", "sigmoid")
 
 # Budgets, all checked BEFORE the bytes they guard are read or the memory they imply is allocated.
-# The assignment's reference models are TwoLayerNet(3072, 200, 10) (616,610 parameters),
-# TwoLayerNet(154, 500, 10) (82,510) and FullyConnectedNet([256, 128], 3072) (820,874).
+# The assignments' reference models are TwoLayerNet(3072, 200, 10) (616,610 parameters),
+# TwoLayerNet(154, 500, 10) (82,510) and FullyConnectedNet([256, 128], 3072) (820,874) in fcnets;
+# SoftmaxRegression(784, 10) (7,850) and sigmoid TwoLayerNet(784, 128, 10) (101,770) in mnist_mlp.
 #: Parameters a saved model may have: about 5 times the largest reference model (32 MB in float64).
 MAX_PARAMS = 4_000_000
 #: Units of one hidden layer (8 times the reference's widest, 500).
@@ -61,9 +69,16 @@ class ModelFileError(ValueError):
 
 @lru_cache(maxsize=4)
 def _data(dataset, kind):
+    """The grader's split of ``dataset`` as ``kind`` says (see ``spec.ModelCheck.inputs``)."""
     if kind == "features":
         return reference_module("features").load_feature_dataset(dataset)
-    return reference_module("data_utils").load_dataset(dataset)
+    if kind == "flat":
+        # 784-d rows in [0, 1]; the validation split is the reference's split_train_val with the
+        # default seed, the split the notebooks train on; the test set is fixed.
+        return reference_module("data_utils").load_flat_dataset(dataset)
+    if kind == "images":
+        return reference_module("data_utils").load_dataset(dataset)
+    raise ValueError(f"unknown model inputs kind {kind!r} (images, flat or features)")
 
 
 def _positive_int(value, what, limit=MAX_UNITS):
@@ -220,7 +235,9 @@ def _read_meta(z, members, headers, name):
 # Checking the configuration
 # ---------------------------------------------------------------------------
 def _hidden_widths(cls, config, name):
-    """The hidden layer widths a config asks for, each capped."""
+    """The hidden layer widths a config asks for, each capped (none for SoftmaxRegression)."""
+    if cls == "SoftmaxRegression":
+        return []
     if cls == "TwoLayerNet":
         return [_positive_int(config.get("hidden_dim", 100), "hidden_dim")]
     hidden = config.get("hidden_dims")
@@ -260,6 +277,9 @@ def _checked_config(name, cls, config, allowed, input_dim, num_classes):
         seed = config.get("seed")
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32):
             raise ModelFileError(f"{name}: config seed must be None or an integer in [0, 2**32)")
+    if cls == "TwoLayerNet" and config.get("activation", "relu") not in _ACTIVATIONS:
+        raise ModelFileError(f"{name}: config activation must be one of {', '.join(_ACTIVATIONS)}, got "
+                             f"{str(config.get('activation'))[:40]!r}")
     for key in ("weight_scale", "reg", "dropout_keep_ratio"):
         if key in config and (isinstance(config[key], bool) or not isinstance(config[key], (int, float))):
             raise ModelFileError(f"{name}: config {key} must be a number")
@@ -276,7 +296,7 @@ def load_saved_model(path, allowed, input_dim, num_classes):
 
     Returns
     -------
-    model : reference TwoLayerNet or FullyConnectedNet with the saved params
+    model : reference TwoLayerNet, FullyConnectedNet or SoftmaxRegression with the saved params
     """
     path = Path(path)
     name = path.name
@@ -286,10 +306,10 @@ def load_saved_model(path, allowed, input_dim, num_classes):
         meta = _read_meta(z, members, headers, name)
         cls = meta.get("class")
         config = _checked_config(name, cls, meta.get("config"), allowed, input_dim, num_classes)
-        fc_net = reference_module("classifiers.fc_net")
+        module = reference_module(_CLASS_MODULES[cls])
         state = np.random.get_state()
         try:
-            model = getattr(fc_net, cls)(**config)
+            model = getattr(module, cls)(**config)
         except Exception as exc:
             raise ModelFileError(f"{name}: the reference {cls} refused this config ({str(exc)[:200]})") from None
         finally:

@@ -334,6 +334,369 @@ def proc_net_train(mod, a, p):
             "loss_history": np.asarray(solver.loss_history, dtype=np.float64)}
 
 
+# ---------------------------------------------------------------------------
+# Procedures for plain functions, generators and training steps (the flat-input data
+# path and the epoch-based training loop). Everything they take from student code is
+# bounded: a generator is read for at most ``max_batches`` batches of ``max_elements``
+# numbers in all, and a trusted model handed to student code answers at most a given
+# number of calls or rows. Past a budget the procedure stops with ``BudgetExceeded``,
+# whose message says which budget and what was expected (it reaches the student as the
+# reason of the failed checks).
+# ---------------------------------------------------------------------------
+class BudgetExceeded(BaseException):
+    """A budget of the trusted side was exceeded by student code (an endless generator, a
+    training loop that never stops...). A BaseException, so that ``except Exception`` in the
+    student's loop cannot swallow it and carry on."""
+
+
+def proc_call(mod, a, p):
+    """``fn(*args, **kwargs)`` of a plain function, its result recorded by name.
+
+    p["outputs"] names what the function returns: one name records the result itself, several
+    a tuple of exactly that many. With ``p["repeat"]`` the function is called once more on fresh
+    copies of the inputs, recorded under ``again.<name>`` (the same seed must give the same
+    result). With ``p["fp_watch"]`` (numpy error kinds, e.g. ``["over", "invalid"]``) the first
+    call runs under ``np.errstate(<kind>="call")`` and ``fp_errors`` counts numpy's floating-point
+    errors of those kinds (an overflow that only shows as a warning in a notebook).
+    """
+    fn = _fn(mod, p)
+    names = p["outputs"]
+    pristine = {n: a[n].copy() for n in p["args"]} if p.get("repeat") else None
+
+    def once(arrays):
+        result = fn(*[arrays[n] for n in p["args"]], **p.get("kwargs", {}))
+        if len(names) == 1:
+            return {names[0]: snap(result)}
+        if not isinstance(result, tuple) or len(result) != len(names):
+            raise TypeError(f"{p['fn']} must return a tuple of {len(names)} values ({', '.join(names)}), "
+                            f"got {type(result).__name__}")
+        return {n: snap(v) for n, v in zip(names, result)}
+
+    if p.get("fp_watch"):
+        count = [0]
+
+        def on_error(kind, flag):
+            count[0] += 1
+
+        with np.errstate(call=on_error, **{kind: "call" for kind in p["fp_watch"]}):
+            rec = once(a)
+        rec["fp_errors"] = count[0]
+    else:
+        rec = once(a)
+    if pristine is not None:
+        rec["again"] = once(pristine)
+    return rec
+
+
+def read_batches(batches, X, what, max_batches, max_elements):
+    """The ``(X_batch, y_batch)`` pairs an iterable yields, checked and copied within budgets.
+
+    Parameters
+    ----------
+    batches : the iterable (a generator) returned by student code
+    X : ndarray, (N, ...)
+        The examples it batches (for the shapes a batch must have).
+    what : str
+        The function's name, for the messages.
+    max_batches : int
+        Batches read at most; one more is ``BudgetExceeded`` (an epoch must end).
+    max_elements : int
+        Numbers (X_batch.size + y_batch.size, summed over the batches) accepted at most, checked
+        BEFORE a batch is copied (a batch may be a huge broadcast view that costs no memory yet).
+
+    Returns
+    -------
+    labels : ndarray, (M,)
+        The y of every batch, in order.
+    rows : ndarray of float64, (M, prod(X.shape[1:]))
+        The X of every batch, each example flattened.
+    sizes : ndarray of int64, (number of batches,)
+    """
+    N, width = len(X), int(np.prod(X.shape[1:]))
+    try:
+        iterator = iter(batches)
+    except TypeError:
+        raise TypeError(f"{what} must yield (X_batch, y_batch) pairs (use `yield` in its loop); it returned "
+                        f"a {type(batches).__name__}") from None
+    labels, rows, sizes, elements = [], [], [], 0
+    for item in iterator:
+        k = len(sizes)
+        if k >= max_batches:
+            raise BudgetExceeded(f"{what} yielded more than {max_batches} batches for N = {N} examples: "
+                                 "stopped there (one epoch visits each example once, then the generator must end)")
+        if not isinstance(item, (tuple, list)) or len(item) != 2:
+            raise TypeError(f"{what}: batch {k} is a {type(item).__name__}, not an (X_batch, y_batch) pair")
+        Xb, yb = item
+        if type(Xb) is not np.ndarray or type(yb) is not np.ndarray:
+            raise TypeError(f"{what}: batch {k} holds a {type(Xb).__name__} and a {type(yb).__name__}; X_batch and "
+                            "y_batch must be numpy arrays (index X and y with the batch's indices)")
+        elements += Xb.size + yb.size
+        if elements > max_elements:
+            raise BudgetExceeded(f"{what} yielded more than {max_elements} numbers in all for N = {N} examples "
+                                 f"(batch {k} has X_batch of shape {Xb.shape}): stopped there; an epoch holds each "
+                                 "example once")
+        if Xb.ndim != X.ndim or Xb.shape[1:] != X.shape[1:] or yb.shape != (len(Xb),):
+            raise ValueError(f"{what}: batch {k} has X_batch of shape {Xb.shape} and y_batch of shape {yb.shape}; "
+                             f"expected (B, {', '.join(map(str, X.shape[1:]))}) and (B,), the same B")
+        sizes.append(len(yb))
+        labels.append(np.array(yb, copy=True))
+        rows.append(np.array(Xb, dtype=np.float64).reshape(len(Xb), width))
+    labels = np.concatenate(labels) if labels else np.zeros(0, dtype=np.int64)
+    rows = np.concatenate(rows) if rows else np.zeros((0, width))
+    return labels, rows, np.asarray(sizes, dtype=np.int64)
+
+
+def _seed_argument(p):
+    """The ``seed`` argument a procedure passes: ``p["seed"]`` itself ("int"), one
+    ``np.random.RandomState(p["seed"])`` ("state"), or none at all ("none")."""
+    kind = p.get("seed_kind", "none")
+    if kind == "int":
+        return {"seed": int(p["seed"])}
+    if kind == "state":
+        return {"seed": np.random.RandomState(p["seed"])}
+    return {}
+
+
+def proc_batches(mod, a, p):
+    """The minibatches of ``fn(X, y, batch_size, **kwargs, seed=...)`` over ``p["epochs"]`` epochs.
+
+    Numpy's global generator is seeded with ``p["np_seed"]`` first (what ``seed=None`` draws
+    from). With ``seed_kind`` "state" every epoch gets the same RandomState object, so each
+    epoch draws a new order from it (what ``train`` does). Each epoch is read with
+    ``read_batches`` within ``max_batches`` and ``max_elements``.
+
+    Records, for epoch e: ``e<e>.labels`` (M,), ``e<e>.rows`` (M, prod(X.shape[1:])) float64 and
+    ``e<e>.sizes`` (number of batches,) int64.
+    """
+    np.random.seed(p["np_seed"])
+    fn = _fn(mod, p)
+    kwargs = {**p.get("kwargs", {}), **_seed_argument(p)}
+    rec = {}
+    for e in range(p.get("epochs", 1)):
+        labels, rows, sizes = read_batches(fn(a["X"], a["y"], p["batch_size"], **kwargs), a["X"], p["fn"],
+                                           p["max_batches"], p["max_elements"])
+        rec[f"e{e}"] = {"labels": labels, "rows": rows, "sizes": sizes}
+    return rec
+
+
+def _cross_entropy(scores, y):
+    """(mean softmax cross-entropy of scores (N, C) with labels y (N,), the probabilities (N, C))."""
+    shifted = scores - scores.max(axis=1, keepdims=True)
+    log_sums = np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    rows = np.arange(len(y))
+    return float(np.mean(log_sums[:, 0] - shifted[rows, y])), np.exp(shifted - log_sums)
+
+
+class ScoresModel:
+    """A trusted model whose scores are its input: ``loss(X)`` returns a copy of X, (N, C).
+
+    ``loss(X, y)`` returns what a model's training loss is, the cross-entropy of those scores
+    PLUS an L2 term ``0.5 * reg * sum(W**2)`` (W = ones(C)), and gradients; a function that
+    must report the data loss alone (``evaluate``) must not use it. The model records the most
+    rows one call took (``max_rows``) and the rows of all calls (``rows_seen``); past
+    ``max_rows_total`` rows in all it raises BudgetExceeded.
+    """
+
+    def __init__(self, num_classes, reg, max_rows_total):
+        self.params = {"W": np.ones(num_classes)}
+        self.reg = reg
+        self.max_rows = self.rows_seen = 0
+        self._limit = max_rows_total
+
+    def loss(self, X, y=None, grads=True):
+        n = len(X)
+        self.rows_seen += n
+        self.max_rows = max(self.max_rows, n)
+        if self.rows_seen > self._limit:
+            raise BudgetExceeded(f"model.loss was asked for the scores of more than {self._limit} examples in all: "
+                                 "stopped there (a whole set takes one pass)")
+        scores = np.array(X, dtype=np.float64, copy=True)
+        if y is None:
+            return scores
+        W = self.params["W"]
+        data_loss, probs = _cross_entropy(scores, np.asarray(y))
+        loss = data_loss + 0.5 * self.reg * float(np.sum(W * W))
+        return (loss, {"W": self.reg * W}) if grads else loss
+
+
+def proc_evaluate(mod, a, p):
+    """``loss, accuracy = fn(model, S, y, **kwargs)`` with a ScoresModel: the scores are S, (N, C).
+
+    Records ``loss`` and ``accuracy`` as returned, and what the model saw: ``max_rows`` (the
+    largest batch) and ``rows_seen``.
+    """
+    S = a["S"]
+    model = ScoresModel(S.shape[1], p["reg"], p["max_rows_total"])
+    result = _fn(mod, p)(model, S, a["y"], **p.get("kwargs", {}))
+    if not isinstance(result, tuple) or len(result) != 2:
+        raise TypeError(f"{p['fn']} must return (loss, accuracy), got {type(result).__name__}")
+    return {"loss": result[0], "accuracy": result[1], "max_rows": model.max_rows, "rows_seen": model.rows_seen}
+
+
+class LinearSoftmaxModel:
+    """A trusted softmax regression: ``scores = X W + b`` with W (D, C), b (C,).
+
+    ``loss(X, y)`` is the mean softmax cross-entropy plus ``0.5 * reg * sum(W**2)``, with the
+    gradients ``W: X.T dscores + reg * W`` and ``b: dscores summed over the examples`` (b is not
+    regularised), so one SGD step on it is one SGD step with L2. Past ``max_calls`` calls it
+    raises BudgetExceeded.
+    """
+
+    def __init__(self, W, b, reg, max_calls):
+        self.params = {"W": np.array(W, dtype=np.float64), "b": np.array(b, dtype=np.float64)}
+        self.reg = reg
+        self.calls = 0
+        self._max_calls = max_calls
+
+    def loss(self, X, y=None, grads=True):
+        self.calls += 1
+        if self.calls > self._max_calls:
+            raise BudgetExceeded(f"model.loss was called more than {self._max_calls} times: stopped there")
+        W = np.asarray(self.params["W"], dtype=np.float64)
+        b = np.asarray(self.params["b"], dtype=np.float64)
+        x = np.asarray(X, dtype=np.float64).reshape(len(X), -1)
+        scores = x @ W + b
+        if y is None:
+            return scores
+        y = np.asarray(y)
+        data_loss, probs = _cross_entropy(scores, y)
+        loss = data_loss + 0.5 * self.reg * float(np.sum(W * W))
+        if not grads:
+            return loss
+        dscores = probs
+        dscores[np.arange(len(y)), y] -= 1
+        dscores /= len(y)
+        return loss, {"W": x.T @ dscores + self.reg * W, "b": dscores.sum(axis=0)}
+
+
+def trusted_rule(kind, calls):
+    """An update rule ``rule(w, dw, config) -> (next_w, next_config)`` that returns NEW objects.
+
+    ``kind`` "sgd": ``w - learning_rate * dw``; "momentum": ``v = momentum * v - learning_rate * dw``,
+    then ``w + v``, with v kept in the config as "velocity" (so a step that drops the returned
+    config loses it). Both return a new config with ``count`` one higher, and count their calls
+    per parameter in ``calls`` (keyed by the config's "name").
+    """
+    def rule(w, dw, config):
+        if not isinstance(config, dict):
+            raise TypeError(f"the update rule was given a {type(config).__name__} as its config; pass "
+                            "optim_configs[p], the parameter's own config dict")
+        name = str(config.get("name"))
+        calls[name] = calls.get(name, 0) + 1
+        w = np.asarray(w, dtype=np.float64)
+        dw = np.asarray(dw, dtype=np.float64)
+        new = {**config, "count": config.get("count", 0) + 1}
+        if kind == "momentum":
+            v = config.get("velocity")
+            v = np.zeros_like(w) if v is None else v
+            new["velocity"] = config["momentum"] * v - config["learning_rate"] * dw
+            return w + new["velocity"], new
+        return w - config["learning_rate"] * dw, new
+    return rule
+
+
+def _count_of(config):
+    """config["count"] as a float, or -1 when the config is not a dict holding a number there."""
+    if isinstance(config, dict) and isinstance(config.get("count"), (int, float)) \
+            and not isinstance(config.get("count"), bool):
+        return float(config["count"])
+    return -1.0
+
+
+def proc_train_step(mod, a, p):
+    """``p["steps"]`` calls ``fn(model, X<k>, y<k>, rule, configs)`` on a LinearSoftmaxModel (W, b, p["reg"]).
+
+    ``rule`` is ``trusted_rule(p["rule"])``; every parameter's config starts as
+    ``{"name", "learning_rate"(, "momentum")}``. Records per step k: ``loss<k>`` (what fn returned),
+    ``params<k>`` (the model's params after it), ``count<k>`` (config["count"] of W and b after it,
+    -1 when missing) and ``calls<k>`` (the rule's calls per parameter during it).
+    """
+    model = LinearSoftmaxModel(a["W"], a["b"], p["reg"], max_calls=4 * p["steps"] + 4)
+    extra = {"momentum": p["momentum"]} if p["rule"] == "momentum" else {}
+    names = sorted(model.params)
+    configs = {n: {"name": n, "learning_rate": p["learning_rate"], **extra} for n in names}
+    calls = {}
+    rule = trusted_rule(p["rule"], calls)
+    fn = _fn(mod, p)
+    rec = {}
+    for k in range(p["steps"]):
+        calls.clear()
+        rec[f"loss{k}"] = fn(model, a[f"X{k}"], a[f"y{k}"], rule, configs)
+        if not isinstance(model.params, dict):
+            raise TypeError(f"model.params must stay a dict, got {type(model.params).__name__}")
+        rec[f"params{k}"] = {n: snap(v) for n, v in model.params.items()}
+        rec[f"count{k}"] = {n: _count_of(configs.get(n)) for n in names}
+        rec[f"calls{k}"] = dict(calls)
+    return rec
+
+
+class RecorderModel:
+    """A trusted model that records the batches it is trained on (as notebook checks do).
+
+    params ``w`` (1,); ``loss(X, y)`` returns ``w[0] + 1e-3 * sum(X)`` (so each loss tells the
+    batch and the step apart) and the gradient ``w: [1.0]``, and records y and the loss it
+    returned. Past ``max_calls`` calls or ``max_elements`` recorded labels it raises BudgetExceeded.
+    """
+
+    def __init__(self, w0, max_calls, max_elements):
+        self.params = {"w": np.array([w0], dtype=np.float64)}
+        self.labels, self.returned = [], []
+        self._max_calls, self._max_elements, self._elements = max_calls, max_elements, 0
+
+    def loss(self, X, y=None, grads=True):
+        if len(self.returned) >= self._max_calls:
+            raise BudgetExceeded(f"model.loss was called more than {self._max_calls} times in one epoch: stopped "
+                                 "there (one train_step per batch)")
+        y = np.asarray(y)
+        self._elements += y.size
+        if self._elements > self._max_elements:
+            raise BudgetExceeded(f"the model was given more than {self._max_elements} examples in one epoch: "
+                                 "stopped there")
+        value = float(np.asarray(self.params["w"], dtype=np.float64)[0]) + 1e-3 * float(np.sum(X))
+        self.labels.append(np.array(y, copy=True).reshape(-1))
+        self.returned.append(value)
+        return (value, {"w": np.ones(1)}) if grads else value
+
+
+def proc_train_epoch(mod, a, p):
+    """One ``fn(model, X, y, batch_size, rule, configs, np.random.RandomState(seed))`` on a RecorderModel.
+
+    ``rule`` is ``trusted_rule("sgd")`` with ``configs = {"w": {"name": "w", "learning_rate": lr}}``.
+    First, for comparison, the package's own ``training.generate_batched_data(X, y, batch_size,
+    seed=np.random.RandomState(seed))`` is read within budgets: ``gen.labels`` and ``gen.sizes``, or
+    ``gen_failed`` = 1 when it raised or broke a budget.
+
+    Records: ``losses`` (what fn returned, as floats) and ``losses_is_list`` (1 or 0);
+    ``batches.labels`` and ``batches.sizes`` (the labels of every loss call, in order);
+    ``returned`` (the loss the model returned at each call); ``w`` (the param after the epoch);
+    ``count`` (config["count"] of w after it: the rule's calls, -1 when missing).
+    """
+    X, y, B, seed = a["X"], a["y"], p["batch_size"], p["seed"]
+    max_calls = -(-len(X) // B) + 4
+    rec = {"gen_failed": 0}
+    try:
+        gen = mod("training").generate_batched_data(X.copy(), y.copy(), B, seed=np.random.RandomState(seed))
+        labels, _, sizes = read_batches(gen, X, "generate_batched_data", max_calls, 4 * X.size + 4 * len(X))
+        rec["gen"] = {"labels": labels, "sizes": sizes}
+    except (Exception, BudgetExceeded):  # the comparison is then with the documented order alone
+        rec["gen_failed"] = 1
+    model = RecorderModel(p["w0"], max_calls, 4 * len(X))
+    configs = {"w": {"name": "w", "learning_rate": p["learning_rate"]}}
+    losses = _fn(mod, p)(model, X, y, B, trusted_rule("sgd", {}), configs, np.random.RandomState(seed))
+    if not isinstance(losses, (list, tuple, np.ndarray)) or len(losses) > max_calls:
+        raise TypeError(f"{p['fn']} must return the list of the steps' losses, got "
+                        f"{type(losses).__name__}" + (f" of length {len(losses)}" if hasattr(losses, "__len__") else ""))
+    rec["losses"] = np.array([float(v) for v in losses], dtype=np.float64)
+    rec["losses_is_list"] = int(isinstance(losses, list))
+    sizes = [len(v) for v in model.labels]
+    rec["batches"] = {"labels": np.concatenate(model.labels) if model.labels else np.zeros(0, dtype=np.int64),
+                      "sizes": np.asarray(sizes, dtype=np.int64)}
+    rec["returned"] = np.asarray(model.returned, dtype=np.float64)
+    rec["w"] = snap(model.params.get("w")) if isinstance(model.params, dict) else None
+    rec["count"] = _count_of(configs.get("w"))
+    return rec
+
+
 PROCEDURES = {
     "forward": proc_forward,
     "forward_backward": proc_forward_backward,
@@ -344,6 +707,11 @@ PROCEDURES = {
     "solver": proc_solver,
     "linear_train": proc_linear_train,
     "net_train": proc_net_train,
+    "call": proc_call,
+    "batches": proc_batches,
+    "evaluate": proc_evaluate,
+    "train_step": proc_train_step,
+    "train_epoch": proc_train_epoch,
 }
 
 
