@@ -1,17 +1,18 @@
-"""Grading one submission, in a worker: repair, sandboxed autograde, trusted verdicts (fail closed),
-feedback pages. Returns plain data only.
+"""Grading one submission, in a worker, as a list of stages over a typed result (``STAGES``):
+copy in, repair, scan, a pristine copy of the package, sandboxed autograde, a row per graded
+cell, trusted verdicts (fail closed), the status, the feedback pages. Returns plain data only.
 """
 from __future__ import annotations
 
 import re
 import shutil
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable
 
 from .execute import _guard_class
-from .result import GRADED, PARTIAL
+from .result import PARTIAL, SubmissionResult
 from .settings import COURSE_ID, Settings, TRUSTED_RESERVE_SECONDS
 from .template import Template
 
@@ -79,88 +80,123 @@ def _error_message(cell) -> str:
     return ""
 
 
-def grade_submission(template: Template, settings: Settings, student_id: str, workdir: str | None,
-                     ingest_info: dict, scratch: str) -> dict:
-    """Grade one ingested submission in a throwaway course; returns plain, JSON-able data.
+@dataclass
+class _Run:
+    """The working state of one submission's grading, shared by its stages (never sent anywhere)."""
 
-    Runs in a worker process and writes nothing outside `scratch`: the feedback pages
-    (`pages`: name -> sanitised HTML) and the executed notebooks (`executed`: stem ->
-    JSON text) travel in the result, for the coordinator to commit. Never raises for
-    anything a submission does. Every step draws on one wall budget
-    (`template.wall_seconds`): the notebooks get what is left after a reserve for the
-    trusted checks and the feedback pages.
-    """
-    from .. import nbgrader_course as nc
-    from .repair import repair_file
+    template: Template
+    settings: Settings
+    student_id: str
+    src: Path  # the ingested working copy
+    ingest_info: dict
+    course: Path  # the throwaway nbgrader course, under the worker's scratch
+    started: float
+    stop_at: float  # time.monotonic() deadline of the whole submission (template.wall_seconds)
+    reserve: float = 0.0  # of the budget, kept back from the notebooks for trusted checks and feedback
+    scores: list = field(default_factory=list)  # nbgrader's CellScore per graded cell
+    incidents: list = field(default_factory=list)  # GuardedExecute's per-cell events
+    nbgrader_error: str | None = None
+    executed: dict = field(default_factory=dict)  # stem -> executed notebook bytes
+    parsed: dict = field(default_factory=dict)  # stem -> NotebookNode
+    submitted: set = field(default_factory=set)  # stems of the notebooks handed in and kept
 
-    started = time.perf_counter()
-    stop_at = time.monotonic() + template.wall_seconds
-    a = template.assignment
-    course = Path(scratch) / student_id
-    if course.exists():
-        shutil.rmtree(course)
-    shutil.copytree(Path(template.root) / "source", course / "source")
-    shutil.copyfile(Path(template.root) / "gradebook.db", course / "gradebook.db")
-    sub = course / "submitted" / student_id / a
-    sub.mkdir(parents=True)
-    src = Path(workdir)
-    flags: set[str] = set()
-    reasons: list[str] = []
-    for rel in ingest_info["files"]:
-        (sub / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(src / rel, sub / rel)
-    missing_modules = [m for m in template.student_modules if m not in ingest_info["files"]]
+    @property
+    def sub(self) -> Path:
+        return self.course / "submitted" / self.student_id / self.template.assignment
+
+    @property
+    def autograded(self) -> Path:
+        return self.course / "autograded" / self.student_id / self.template.assignment
+
+    @property
+    def trusted_dir(self) -> Path:
+        return self.course / "trusted"
+
+
+def copy_in(run: _Run, result: SubmissionResult) -> None:
+    """The throwaway course: the template's source and gradebook, the submission's files, the
+    release stub for each student module not handed in, the hand-in time."""
+    t = run.template
+    if run.course.exists():
+        shutil.rmtree(run.course)
+    shutil.copytree(Path(t.root) / "source", run.course / "source")
+    shutil.copyfile(Path(t.root) / "gradebook.db", run.course / "gradebook.db")
+    run.sub.mkdir(parents=True)
+    for rel in run.ingest_info["files"]:
+        (run.sub / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(run.src / rel, run.sub / rel)
+    missing_modules = [m for m in t.student_modules if m not in run.ingest_info["files"]]
     for rel in missing_modules:
         # A module the student did not submit is graded as the release stub (it scores 0),
         # so that the package still imports and the other modules are graded.
-        (sub / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(Path(template.release) / rel, sub / rel)
+        (run.sub / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(Path(t.release) / rel, run.sub / rel)
     if missing_modules:
-        flags.add("missing_files")
-        reasons.append("not submitted, graded as the release stub: " + ", ".join(missing_modules))
-    late = ingest_info.get("late")
+        result.flags.add("missing_files")
+        result.reasons.append("not submitted, graded as the release stub: " + ", ".join(missing_modules))
+    late = run.ingest_info.get("late")
+    result.late = late
     # nbgrader keeps the hand-in time in the gradebook; unknown without a source (see autograder.grading.deadline).
     stamp = late["submitted_at"].replace("T", " ").replace("+00:00", "") if late else "2000-01-01 00:00:00.000000"
-    (sub / "timestamp.txt").write_text(stamp + " UTC\n", encoding="utf-8")
+    (run.sub / "timestamp.txt").write_text(stamp + " UTC\n", encoding="utf-8")
 
-    repairs = []
-    for nb in template.notebooks:
-        if (sub / nb).is_file():
+
+def repair(run: _Run, result: SubmissionResult) -> None:
+    """Grade cells restored from the release (``repair.py``); edited or renamed ones flag the submission."""
+    from .repair import repair_file
+
+    t = run.template
+    for nb in t.notebooks:
+        if (run.sub / nb).is_file():
             try:
-                repairs += [asdict(r) for r in repair_file(sub / nb, Path(template.release) / nb, nb,
-                                                           Path(template.students_release) / nb)]
+                result.repairs += [asdict(r) for r in repair_file(run.sub / nb, Path(t.release) / nb, nb,
+                                                                  Path(t.students_release) / nb)]
             except Exception as exc:  # nbformat could not read it after all
-                (sub / nb).unlink()
-                ingest_info["refused_files"][nb] = f"unreadable notebook ({type(exc).__name__})"
-    if any(r["kind"] != "updated" for r in repairs):
-        flags.add("repaired")
-    if any(r["kind"] in ("edited", "renamed") or (r["kind"] == "metadata" and "changed" in r["detail"]) for r in repairs):
-        flags.add("suspicious")
-    scan = _scan_suspicious(sub, template.notebooks, template.student_modules, Path(template.release))
-    if scan:
-        flags.add("suspicious")
-        reasons.append("suspicious code: " + ", ".join(scan))
+                (run.sub / nb).unlink()
+                run.ingest_info["refused_files"][nb] = f"unreadable notebook ({type(exc).__name__})"
+    if any(r["kind"] != "updated" for r in result.repairs):
+        result.flags.add("repaired")
+    if any(r["kind"] in ("edited", "renamed") or (r["kind"] == "metadata" and "changed" in r["detail"])
+           for r in result.repairs):
+        result.flags.add("suspicious")
 
-    # A pristine copy of the package for the trusted checks, made before any kernel ran.
-    trusted_dir = course / "trusted"
-    for rel in template.support_files:
+
+def scan(run: _Run, result: SubmissionResult) -> None:
+    """Flag code honest solutions never need (``SUSPICIOUS``)."""
+    t = run.template
+    found = _scan_suspicious(run.sub, t.notebooks, t.student_modules, Path(t.release))
+    if found:
+        result.flags.add("suspicious")
+        result.reasons.append("suspicious code: " + ", ".join(found))
+
+
+def keep_pristine_package(run: _Run, result: SubmissionResult) -> None:
+    """A copy of the package and models for the trusted checks, made before any kernel ran."""
+    t = run.template
+    for rel in t.support_files:
         if rel.startswith("nnkit/"):
-            (trusted_dir / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(Path(template.root) / "source" / a / rel, trusted_dir / rel)
-    for rel in list(template.student_modules) + [f for f in ingest_info["files"] if f.startswith("models/")]:
-        if (sub / rel).is_file():
-            (trusted_dir / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(sub / rel, trusted_dir / rel)
+            (run.trusted_dir / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(Path(t.root) / "source" / t.assignment / rel, run.trusted_dir / rel)
+    for rel in list(t.student_modules) + [f for f in run.ingest_info["files"] if f.startswith("models/")]:
+        if (run.sub / rel).is_file():
+            (run.trusted_dir / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(run.sub / rel, run.trusted_dir / rel)
 
-    autograded = course / "autograded" / student_id / a
+
+def autograde(run: _Run, result: SubmissionResult) -> None:
+    """nbgrader's autograde, every kernel in the sandbox, execution guarded cell by cell; the
+    executed notebooks read back from what nbgrader wrote."""
+    from .. import nbgrader_course as nc
+
+    t, settings, a = run.template, run.settings, run.template.assignment
     guard = _guard_class(settings.sandbox)
     guard.incidents = []
-    reserve = min(TRUSTED_RESERVE_SECONDS, 0.3 * template.wall_seconds) if template.covered else \
-        min(30.0, 0.1 * template.wall_seconds)
-    guard.stop_at = stop_at - reserve
+    run.reserve = min(TRUSTED_RESERVE_SECONDS, 0.3 * t.wall_seconds) if t.covered else \
+        min(30.0, 0.1 * t.wall_seconds)
+    guard.stop_at = run.stop_at - run.reserve
     extra = {"GuardedExecute": {"notebook_timeout": settings.notebook_timeout},
              "NbGraderAPI": {"log_level": "ERROR"}}
-    config = nc.build_config(course, assignment=a, exclude_overwriting=template.student_modules,
+    config = nc.build_config(run.course, assignment=a, exclude_overwriting=t.student_modules,
                              timeout=settings.cell_timeout, course_id=COURSE_ID, extra_config=extra)
     from nbgrader.converters import Autograde
     from traitlets.config import Config
@@ -171,12 +207,12 @@ def grade_submission(template: Template, settings: Settings, student_id: str, wo
         from ..sandbox.bwrap import Limits
         from ..sandbox.kernel import clear_kernel_outcomes, sandbox_kernel_config
 
-        limits = Limits(wall_seconds=min(settings.notebook_timeout, template.wall_seconds) + 10,
+        limits = Limits(wall_seconds=min(settings.notebook_timeout, t.wall_seconds) + 10,
                         cpu_seconds=settings.cpu_seconds, memory_bytes=settings.memory_bytes,
                         max_processes=settings.max_processes, output_bytes=settings.output_bytes,
                         file_bytes=settings.file_bytes)
-        config.merge(sandbox_kernel_config(autograded, limits, env=kernel_env))
-        clear_kernel_outcomes(autograded)
+        config.merge(sandbox_kernel_config(run.autograded, limits, env=kernel_env))
+        clear_kernel_outcomes(run.autograded)
     from nbgrader.preprocessors import Execute
 
     c = Config()
@@ -184,129 +220,170 @@ def grade_submission(template: Template, settings: Settings, student_id: str, wo
     config.merge(c)
     api = nc.make_api(config)
 
-    timings = {"prepare": time.perf_counter() - started}
-    nbgrader_error = None
+    result.timings["prepare"] = time.perf_counter() - run.started
     env = {"NNKIT_DATASET": settings.dataset, "PYTHONPATH": None, "NNKIT_DATA_DIR": None}
     with nc.environ(**env):
         try:
-            if not any((sub / nb).is_file() for nb in template.notebooks):
+            if not any((run.sub / nb).is_file() for nb in t.notebooks):
                 raise _NothingToRun()
-            res = api.autograde(a, student_id, force=True, create=True)
+            res = api.autograde(a, run.student_id, force=True, create=True)
             if not res.get("success"):
-                nbgrader_error = (res.get("error") or "").strip().splitlines()[-1:] or ["nbgrader failed"]
-                nbgrader_error = nbgrader_error[0][:300]
+                lines = (res.get("error") or "").strip().splitlines()[-1:] or ["nbgrader failed"]
+                run.nbgrader_error = lines[0][:300]
         except _NothingToRun:
             pass  # every cell is reported "missing" below, with the reason
         except Exception as exc:
-            nbgrader_error = f"{type(exc).__name__}: {exc}"[:300]
-    incidents = list(guard.incidents)
-    timings["autograde"] = time.perf_counter() - started - timings["prepare"]
+            run.nbgrader_error = f"{type(exc).__name__}: {exc}"[:300]
+    run.incidents = list(guard.incidents)
+    result.timings["autograde"] = time.perf_counter() - run.started - result.timings["prepare"]
     try:
-        scores = nc.cell_scores(f"sqlite:///{course / 'gradebook.db'}", a, student_id, COURSE_ID)
+        run.scores = nc.cell_scores(f"sqlite:///{run.course / 'gradebook.db'}", a, run.student_id, COURSE_ID)
     except Exception as exc:
-        scores = []
-        nbgrader_error = nbgrader_error or f"could not read the scores: {exc}"[:300]
+        run.scores = []
+        run.nbgrader_error = run.nbgrader_error or f"could not read the scores: {exc}"[:300]
 
     # nbgrader wrote these from what the kernel sent over the Jupyter protocol; the kernel
     # itself could not write here (its files stay in its sandbox).
-    executed = {nb[: -len(".ipynb")]: raw for nb in template.notebooks
-                if (raw := _read_executed(autograded / nb)) is not None}
-    parsed = {}
+    run.executed = {nb[: -len(".ipynb")]: raw for nb in t.notebooks
+                    if (raw := _read_executed(run.autograded / nb)) is not None}
     import nbformat
 
-    for stem, raw in executed.items():
+    for stem, raw in run.executed.items():
         try:
-            parsed[stem] = nbformat.reads(raw.decode("utf-8", "replace"), as_version=4)
+            run.parsed[stem] = nbformat.reads(raw.decode("utf-8", "replace"), as_version=4)
         except Exception:
             pass
+    run.submitted = {nb[: -len(".ipynb")] for nb in t.notebooks if (run.sub / nb).is_file()}
 
-    submitted_nbs = {nb[: -len(".ipynb")] for nb in template.notebooks if (sub / nb).is_file()}
-    # Every graded cell of the assignment gets a row, even when nbgrader produced no score
-    # for it (a notebook missing or refused, nbgrader failing): never a silent gap.
-    got = {(s.notebook, s.grade_id): s for s in scores}
+
+def score_cells(run: _Run, result: SubmissionResult) -> None:
+    """One row per graded cell of the assignment, even when nbgrader produced no score for it (a
+    notebook missing or refused, nbgrader failing): never a silent gap."""
+    from .. import nbgrader_course as nc
+
+    t = run.template
+    got = {(s.notebook, s.grade_id): s for s in run.scores}
     scores = [got.get((nb, gid)) or nc.CellScore(notebook=nb, grade_id=gid, cell_type=ctype, auto_score=None,
                                                  max_score=top, needs_manual_grade=True)
-              for nb, gid, ctype, top in template.cells]
-    cells = []
+              for nb, gid, ctype, top in t.cells]
     for s in scores:
         row = {"notebook": s.notebook, "grade_id": s.grade_id, "kind": "auto" if s.autograded else "manual",
                "max_score": s.max_score, "score": s.auto_score, "status": "", "message": ""}
-        cell_incidents = [i for i in incidents if i["notebook"] == s.notebook and i["grade_id"] == s.grade_id]
+        cell_incidents = [i for i in run.incidents if i["notebook"] == s.notebook and i["grade_id"] == s.grade_id]
         nb_name = s.notebook + ".ipynb"
-        if s.notebook not in submitted_nbs:
-            why = ingest_info["refused_files"].get(nb_name)
+        if s.notebook not in run.submitted:
+            why = run.ingest_info["refused_files"].get(nb_name)
             row.update(score=0.0 if s.autograded else None, status="missing",
                        message=f"{nb_name} refused: {why}" if why else f"{nb_name} was not submitted")
         elif not s.autograded:
             row["status"] = "needs_manual" if s.needs_manual_grade else ("unanswered" if s.auto_score == 0 else "graded")
-        elif nbgrader_error and s.auto_score is None:
-            row.update(score=0.0, status="not_graded", message=f"nbgrader could not grade the notebook: {nbgrader_error}")
+        elif run.nbgrader_error and s.auto_score is None:
+            row.update(score=0.0, status="not_graded",
+                       message=f"nbgrader could not grade the notebook: {run.nbgrader_error}")
         elif cell_incidents:
             row.update(score=s.auto_score or 0.0, status=cell_incidents[-1]["reason"], message=cell_incidents[-1]["detail"])
         elif s.auto_score is None:
             row.update(score=0.0, status="not_graded", message="nbgrader left this cell ungraded")
         else:
             row["status"] = "passed" if s.auto_score >= s.max_score else ("partial_credit" if s.auto_score > 0 else "failed")
-            if row["status"] != "passed" and nb_name in template.kernel_sees_hidden:
+            if row["status"] != "passed" and nb_name in t.kernel_sees_hidden:
                 # The error text came from a kernel that held hidden tests: it could carry them.
                 row["message"] = "this cell's checks did not pass (details withheld: its tests are hidden)"
-            elif row["status"] != "passed" and s.notebook in parsed:
-                cell = next((c for c in parsed[s.notebook].cells
+            elif row["status"] != "passed" and s.notebook in run.parsed:
+                cell = next((c for c in run.parsed[s.notebook].cells
                              if c.metadata.get("nbgrader", {}).get("grade_id") == s.grade_id), None)
                 row["message"] = _error_message(cell) if cell is not None else ""
-        cells.append(row)
+        result.cells.append(row)
 
-    trusted = None
-    if template.covered:
-        t0 = time.perf_counter()
-        # What is left of the budget, less a little for the feedback pages.
-        wall = max(5.0, min(120.0, stop_at - time.monotonic() - 0.5 * reserve))
-        trusted = _trusted_verdicts(template, settings, student_id, trusted_dir, wall)
-        apply_trusted(cells, template.covered, trusted, flags, reasons)
-        timings["trusted"] = time.perf_counter() - t0
 
-    status = GRADED
-    for i in incidents:
-        flags.add(i["reason"])
+def trusted_verdicts(run: _Run, result: SubmissionResult) -> None:
+    """Where the trusted checks cover a grade id, its points come from their verdict alone (fail closed)."""
+    if not run.template.covered:
+        return
+    t0 = time.perf_counter()
+    # What is left of the budget, less a little for the feedback pages.
+    wall = max(5.0, min(120.0, run.stop_at - time.monotonic() - 0.5 * run.reserve))
+    result.trusted = _trusted_verdicts(run.template, run.settings, run.student_id, run.trusted_dir, wall)
+    apply_trusted(result.cells, run.template.covered, result.trusted, result.flags, result.reasons)
+    result.timings["trusted"] = time.perf_counter() - t0
+
+
+def settle_status(run: _Run, result: SubmissionResult) -> None:
+    """`partial` when anything could not be graded; the flags and reasons that say why."""
+    t, info = run.template, run.ingest_info
+    for i in run.incidents:
+        result.flags.add(i["reason"])
         where = f"{i['notebook']}.ipynb cell {i['cell_index']}" + (f" ({i['grade_id']})" if i["grade_id"] else "")
-        reasons.append(f"{where}: {i['detail']}")
-    if incidents or nbgrader_error or any(r["status"] in ("missing", "not_graded", "trusted_error") for r in cells):
-        status = PARTIAL
-    if nbgrader_error:
-        flags.add("nbgrader_error")
-        reasons.append(f"nbgrader: {nbgrader_error}")
-    for nb, why in ingest_info["refused_files"].items():
-        reasons.append(f"{nb} refused: {why}")
-    for nb in template.notebooks:
-        if nb[: -len(".ipynb")] not in submitted_nbs and nb not in ingest_info["refused_files"]:
-            reasons.append(f"{nb} was not submitted")
-    if ingest_info["ignored"]:
-        flags.add("ignored_files")
-    if ingest_info["refused_files"]:
-        flags.add("refused_files")
-
-    if late:
+        result.reasons.append(f"{where}: {i['detail']}")
+    if run.incidents or run.nbgrader_error or any(r["status"] in ("missing", "not_graded", "trusted_error")
+                                                   for r in result.cells):
+        result.status = PARTIAL
+    if run.nbgrader_error:
+        result.flags.add("nbgrader_error")
+        result.reasons.append(f"nbgrader: {run.nbgrader_error}")
+    for nb, why in info["refused_files"].items():
+        result.reasons.append(f"{nb} refused: {why}")
+    for nb in t.notebooks:
+        if nb[: -len(".ipynb")] not in run.submitted and nb not in info["refused_files"]:
+            result.reasons.append(f"{nb} was not submitted")
+    result.ignored_files = info["ignored"]
+    if info["ignored"]:
+        result.flags.add("ignored_files")
+    if info["refused_files"]:
+        result.flags.add("refused_files")
+    if result.late:
         from .deadline import Lateness
 
-        late_text = Lateness(**late).describe()
-        reasons.append(late_text)
-        if late["late_seconds"] > 0:
-            flags.add("late")
+        result.reasons.append(Lateness(**result.late).describe())
+        if result.late["late_seconds"] > 0:
+            result.flags.add("late")
+
+
+def feedback(run: _Run, result: SubmissionResult) -> None:
+    """The feedback pages, rendered in the sandbox and sanitised (``render_feedback``)."""
     t0 = time.perf_counter()
-    notices = [{"kind": "notice", "message": late_text}] if late else []
-    pages = render_feedback(template, settings, executed, cells + notices, stop_at, flags, reasons)
-    timings["feedback"] = time.perf_counter() - t0
-    shutil.rmtree(course, ignore_errors=True)
+    notices = []
+    if result.late:
+        from .deadline import Lateness
+
+        notices = [{"kind": "notice", "message": Lateness(**result.late).describe()}]
+    result.pages = render_feedback(run.template, run.settings, run.executed, result.cells + notices, run.stop_at,
+                                   result.flags, result.reasons)
+    result.timings["feedback"] = time.perf_counter() - t0
+    result.executed = {stem: raw.decode("utf-8", "replace") for stem, raw in run.executed.items()}
+
+
+#: The stages of grading one submission, in order (as nbgrader lists its preprocessors).
+STAGES = (copy_in, repair, scan, keep_pristine_package, autograde, score_cells, trusted_verdicts, settle_status,
+          feedback)
+
+
+def grade_submission(template: Template, settings: Settings, student_id: str, workdir: str | None,
+                     ingest_info: dict, scratch: str) -> dict:
+    """Grade one ingested submission in a throwaway course; returns plain, JSON-able data
+    (``SubmissionResult.to_dict()``).
+
+    Runs in a worker process and writes nothing outside `scratch`: the feedback pages
+    (`pages`: name -> sanitised HTML) and the executed notebooks (`executed`: stem ->
+    JSON text) travel in the result, for the coordinator to commit. Never raises for
+    anything a submission does. Every stage draws on one wall budget
+    (`template.wall_seconds`): the notebooks get what is left after a reserve for the
+    trusted checks and the feedback pages.
+    """
     import resource
 
-    return {"student_id": student_id, "status": status, "flags": sorted(flags), "reasons": reasons,
-            "timings": {k: round(v, 3) for k, v in timings.items()},
-            "cells": cells, "repairs": repairs, "ignored_files": ingest_info["ignored"], "trusted": trusted,
-            "late": late,
-            "feedback": sorted(pages), "seconds": round(time.perf_counter() - started, 3),
-            "pages": pages, "executed": {stem: raw.decode("utf-8", "replace") for stem, raw in executed.items()},
-            # ru_maxrss is KiB on Linux: the worker's peak over its whole life, this submission included.
-            "worker_peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
+    started = time.perf_counter()
+    run = _Run(template=template, settings=settings, student_id=student_id, src=Path(workdir),
+               ingest_info=ingest_info, course=Path(scratch) / student_id, started=started,
+               stop_at=time.monotonic() + template.wall_seconds)
+    result = SubmissionResult(student_id)
+    for stage in STAGES:
+        stage(run, result)
+    shutil.rmtree(run.course, ignore_errors=True)
+    result.seconds = time.perf_counter() - started
+    # ru_maxrss is KiB on Linux: the worker's peak over its whole life, this submission included.
+    result.worker_peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return result.to_dict()
 
 
 def _read_executed(path: Path) -> bytes | None:
