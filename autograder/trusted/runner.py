@@ -664,7 +664,9 @@ def proc_train_epoch(mod, a, p):
     ``rule`` is ``trusted_rule("sgd")`` with ``configs = {"w": {"name": "w", "learning_rate": lr}}``.
     First, for comparison, the package's own ``training.generate_batched_data(X, y, batch_size,
     seed=np.random.RandomState(seed))`` is read within budgets: ``gen.labels`` and ``gen.sizes``, or
-    ``gen_failed`` = 1 when it raised or broke a budget.
+    ``gen_failed`` = 1 when it raised or broke a budget. Numpy's global generator is seeded with
+    ``p["np_seed"]`` before that read and again before the epoch, so that even a generator that
+    draws from it gives the epoch the batches it gave the read.
 
     Records: ``losses`` (what fn returned, as floats) and ``losses_is_list`` (1 or 0);
     ``batches.labels`` and ``batches.sizes`` (the labels of every loss call, in order);
@@ -674,6 +676,7 @@ def proc_train_epoch(mod, a, p):
     X, y, B, seed = a["X"], a["y"], p["batch_size"], p["seed"]
     max_calls = -(-len(X) // B) + 4
     rec = {"gen_failed": 0}
+    np.random.seed(p["np_seed"])
     try:
         gen = mod("training").generate_batched_data(X.copy(), y.copy(), B, seed=np.random.RandomState(seed))
         labels, _, sizes = read_batches(gen, X, "generate_batched_data", max_calls, 4 * X.size + 4 * len(X))
@@ -682,6 +685,7 @@ def proc_train_epoch(mod, a, p):
         rec["gen_failed"] = 1
     model = RecorderModel(p["w0"], max_calls, 4 * len(X))
     configs = {"w": {"name": "w", "learning_rate": p["learning_rate"]}}
+    np.random.seed(p["np_seed"])
     losses = _fn(mod, p)(model, X, y, B, trusted_rule("sgd", {}), configs, np.random.RandomState(seed))
     if not isinstance(losses, (list, tuple, np.ndarray)) or len(losses) > max_calls:
         raise TypeError(f"{p['fn']} must return the list of the steps' losses, got "

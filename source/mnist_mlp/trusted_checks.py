@@ -20,10 +20,13 @@ docstring defines it:
   ``batch_size`` with the smaller last one kept, rows with their labels, a new order every
   epoch of one RandomState, the stored order without shuffle), each a check of its own, and
   the documented order ``rng.permutation(N)`` as one more;
-- ``evaluate``, ``train_step``, ``train_epoch``: on trusted models (``runner.py``) whose
-  answers are known, so that these grade ids depend on the function graded alone: the data
-  loss and accuracy from their definitions, one step of the given update rule on every
-  parameter with its own config, one step per batch of the student's own batch order.
+- ``evaluate``, ``train_step``, ``train_epoch``: on trusted models and update rules
+  (``runner.py``) whose answers are known, so that a bug in the student's models costs
+  those models' points only: the data loss and accuracy from their definitions; one step of
+  the given update rule on every parameter with its own config; an epoch on the batches the
+  student's own ``generate_batched_data`` gives for the rng (or the documented ones), one
+  step per batch. ``train_epoch`` steps with the student's ``train_step``, as the notebook's
+  check does, so a wrong step costs points there too.
 
 Conventions: layer losses average over N; the models add ``0.5 * reg * sum(W**2)`` over
 weights only (the bias is not regularised).
@@ -592,11 +595,11 @@ def _train_epoch(P: Plan):
             break
     X = (10.0 * np.arange(N) + P.rng.uniform(0, 1, size=N))[:, None]
     seed, lr, w0 = int(P.rng.integers(1, 2**31 - 1)), float(P.rng.uniform(0.1, 0.5)), float(P.rng.uniform(-1, 1))
-    c = P.call("train_epoch", "train_epoch", dict(T, batch_size=B, seed=seed, learning_rate=lr, w0=w0),
-               X=X, y=np.arange(N))
+    c = P.call("train_epoch", "train_epoch",
+               dict(T, batch_size=B, seed=seed, learning_rate=lr, w0=w0, np_seed=P.np_seed), X=X, y=np.arange(N))
     P.check("train_epoch.batches", grade, c, _epoch_batches(N, B, seed), weight=2)
     P.check("train_epoch.losses", grade, c, _epoch_losses())
-    P.check("train_epoch.one_step_per_batch", grade, c, _epoch_steps(N, B, lr, w0))
+    P.check("train_epoch.one_step_per_batch", grade, c, _epoch_steps(lr, w0))
 
 
 def _epoch_batches(N, B, seed):
@@ -637,13 +640,14 @@ def _epoch_losses():
     return _property(check)
 
 
-def _epoch_steps(N, B, lr, w0):
-    steps = len(_batch_sizes(N, B))
-
+def _epoch_steps(lr, w0):
+    """One train_step per batch trained on: the rule ran once per batch (and its config was
+    stored), so w moved by lr per batch (the model's gradient is 1)."""
     def check(ref, got):
+        steps = len(_array(got, "batches.sizes"))
         w = _array(got, "w")
         count = _number(got, "count")
-        want = w0 - steps * lr  # the model's gradient is 1, one SGD step per batch
+        want = w0 - steps * lr
         if w.shape != (1,) or not abs(float(w[0]) - want) <= 1e-9 or count != steps:
             raise _Fail(f"{steps} batches must give {steps} train_steps (the update rule applied once per batch, "
                         f"its config stored); the rule ran {int(count) if count >= 0 else 'an unknown number of'} "

@@ -70,11 +70,17 @@ def stub_text(text):
     return _REGION.sub(lambda m: f'{m.group(1)}raise NotImplementedError("see the TODO above")\n', text)
 
 
-def make_stub_package(dest):
-    """The untouched student release: the committed one when present, else a stubbed copy of the reference."""
-    if (RELEASE / "__init__.py").is_file():
+def make_stub_package(dest, release=RELEASE):
+    """The untouched student release: the committed one when present, else a stubbed copy of the reference.
+
+    ``release`` is the release's ``nnkit`` folder (default: fcnets's, ``assignments/fcnets/nnkit``);
+    another assignment passes its own, which need not exist yet: then every solution region of the
+    reference is stubbed (a superset of what any release stubs).
+    """
+    release = Path(release)
+    if (release / "__init__.py").is_file():
         target = Path(dest) / "nnkit"
-        shutil.copytree(RELEASE, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        shutil.copytree(release, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         return target
     pkg = copy_reference(dest)
     for path in pkg.rglob("*.py"):
