@@ -70,10 +70,6 @@ IMAGE_CHARS = 2 << 20
 IMAGE_CHARS_PER_PAGE = 8 << 20
 #: Text output characters of the whole page.
 OUTPUT_CHARS_PER_PAGE = 2 << 20
-#: Memory of the renderer process (nbconvert on a notebook within the budgets above).
-RENDER_MEMORY_BYTES = 1536 << 20
-#: The private /tmp of the renderer (jupyter_core may write a little there).
-RENDER_TMP_BYTES = 64 << 20
 
 #: The policy of every page: nothing loads or runs; images only inline, styles only inline.
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
@@ -341,10 +337,9 @@ def _renderer_dir() -> Path:
 
 
 def _limits(wall_seconds: float, pages: int = 1):
-    from ..sandbox.bwrap import Limits
+    from ..sandbox.limits import renderer_limits
 
-    return Limits(wall_seconds=wall_seconds, cpu_seconds=int(wall_seconds) + 2, memory_bytes=RENDER_MEMORY_BYTES,
-                  max_processes=64, output_bytes=PAGE_BYTES * max(1, pages), file_bytes=RENDER_TMP_BYTES)
+    return renderer_limits(wall_seconds, PAGE_BYTES * max(1, pages))
 
 
 def _launch(script: Path, stdin: bytes, wall_seconds: float, *, sandbox: bool,
@@ -445,7 +440,9 @@ def _render_bodies(notebooks: dict[int, dict], nonce: str, seconds_left: float, 
     if reason == "output":
         raise FeedbackError(f"the feedback is larger than its {PAGE_BYTES >> 20} MiB budget per page")
     if reason == "memory":
-        raise FeedbackError(f"feedback rendering needed more than its {RENDER_MEMORY_BYTES >> 20} MiB memory budget")
+        from ..sandbox.limits import RENDERER_MEMORY_BYTES
+
+        raise FeedbackError(f"feedback rendering needed more than its {RENDERER_MEMORY_BYTES >> 20} MiB memory budget")
     if rc != 0 or reason:
         last = (err.decode("utf-8", "replace").strip().splitlines() or ["no message"])[-1]
         # ascii(): the message may quote the notebook; it must not carry control characters.

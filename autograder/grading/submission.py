@@ -204,13 +204,10 @@ def autograde(run: _Run, result: SubmissionResult) -> None:
     defaults = Autograde.class_traits()["autograde_preprocessors"].default()
     kernel_env = {"NNKIT_DATASET": settings.dataset}
     if settings.sandbox:
-        from ..sandbox.bwrap import Limits
         from ..sandbox.kernel import clear_kernel_outcomes, sandbox_kernel_config
+        from ..sandbox.limits import kernel_limits
 
-        limits = Limits(wall_seconds=min(settings.notebook_timeout, t.wall_seconds) + 10,
-                        cpu_seconds=settings.cpu_seconds, memory_bytes=settings.memory_bytes,
-                        max_processes=settings.max_processes, output_bytes=settings.output_bytes,
-                        file_bytes=settings.file_bytes)
+        limits = kernel_limits(settings, min(settings.notebook_timeout, t.wall_seconds) + 10)
         config.merge(sandbox_kernel_config(run.autograded, limits, env=kernel_env))
         clear_kernel_outcomes(run.autograded)
     from nbgrader.preprocessors import Execute

@@ -93,6 +93,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
+from .limits import Limits
+
 __all__ = [
     "Limits",
     "SandboxResult",
@@ -107,24 +109,6 @@ __all__ = [
     "RunCgroup",
     "memory_limit_mode",
 ]
-
-
-@dataclass
-class Limits:
-    """Resource limits of one sandboxed run (see the module docstring for how each is enforced)."""
-
-    wall_seconds: float = 60.0
-    cpu_seconds: int = 120
-    memory_bytes: int = 4 << 30
-    max_processes: int = 256
-    output_bytes: int = 1 << 20
-    file_bytes: int = 256 << 20
-
-    def __post_init__(self):
-        for name in ("wall_seconds", "cpu_seconds", "memory_bytes", "max_processes", "output_bytes", "file_bytes"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
-                raise ValueError(f"Limits.{name} must be a positive number, got {value!r}")
 
 
 @dataclass

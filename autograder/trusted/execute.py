@@ -35,8 +35,6 @@ RUNNER = Path(__file__).with_name("runner.py")
 MAX_RESTARTS = 2
 MAX_PACKAGE_FILES = 200
 MAX_PACKAGE_BYTES = 8 << 20
-#: Size cap of the sandbox's private /tmp (the runner itself writes no file).
-TMP_BYTES = 16 << 20
 
 
 class PackageError(ValueError):
@@ -112,9 +110,9 @@ def _launch(workdir, first, wall_seconds, use_sandbox):
     argv = [sys.executable, "-I", str(workdir / "runner.py"), str(workdir), str(workdir / "pkg"), str(first)]
     if use_sandbox:
         sandbox = _sandbox_module()
-        limits = sandbox.Limits(wall_seconds=wall_seconds, cpu_seconds=int(wall_seconds) + 10,
-                                memory_bytes=2 << 30, max_processes=64, output_bytes=MAX_STREAM_BYTES,
-                                file_bytes=TMP_BYTES)
+        from ..sandbox.limits import runner_limits
+
+        limits = runner_limits(wall_seconds, MAX_STREAM_BYTES)
         # The work folder is readable only: the runner answers on stdout and nothing it could
         # have written is ever opened here.
         res = sandbox.run(argv, readable=[workdir], writable=[], cwd=workdir, limits=limits)
