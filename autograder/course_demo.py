@@ -185,6 +185,7 @@ def run_demo(assignment: str | None = None, workdir: str | os.PathLike | None = 
     from .grading.coordinator import grade
     from .grading.settings import Settings
     from .manifest import load_manifest
+    from .config import SECRET_VAR
     from .grading.outputs import format_table
 
     keep = workdir is not None
@@ -227,7 +228,7 @@ def run_demo(assignment: str | None = None, workdir: str | os.PathLike | None = 
                   "hostile submission out. Install bubblewrap to see it contained.", file=sys.stderr)
         out = work / "out"
         settings = replace(Settings(), sandbox=use_sandbox, dataset="embedded",
-                           course_secret=os.environ.get("NNKIT_COURSE_SECRET", "nnkit-demo-secret"))
+                           course_secret=os.environ.get(SECRET_VAR, "nnkit-demo-secret"))
         say(f"4. grading {len(zips)} submissions with 2 workers ({'sandboxed' if use_sandbox else 'NOT sandboxed'})")
         results = grade(assignment, subs, out, workers=2, settings=settings, release_dir=release_dir,
                         progress=lambda r: say(f"   graded {r['student_id']}: {r['status']}"))

@@ -1,7 +1,6 @@
 """The `grade`, `export` and `feedback` verbs of `python -m autograder`: arguments in, exit codes out."""
 from __future__ import annotations
 
-import os
 import sys
 import time
 from dataclasses import replace
@@ -38,8 +37,17 @@ def grade_command(assignment: str, submissions: str, out: str, workers: int = 1,
     elif unsafe_no_sandbox:
         use_sandbox = False
         print("grade: WARNING: grading WITHOUT a sandbox (--unsafe-no-sandbox)", file=sys.stderr)
-    settings = replace(Settings(), sandbox=use_sandbox, dataset=os.environ.get("NNKIT_DATASET", "embedded"),
-                       course_secret=os.environ.get("NNKIT_COURSE_SECRET"))
+    from ..config import course_secret, grading_dataset
+    from ..trusted.seeds import SecretError, resolve_secret
+
+    secret = course_secret()
+    if isinstance(secret, Path):  # read here, once: remote (Dask) workers have no such file
+        try:
+            secret = resolve_secret(secret)[0].decode("utf-8")
+        except (SecretError, UnicodeDecodeError) as exc:
+            print(f"grade: {exc}", file=sys.stderr)
+            return 2
+    settings = replace(Settings(), sandbox=use_sandbox, dataset=grading_dataset(), course_secret=secret)
     started = time.monotonic()
     tally = {"graded": 0, "partial": 0, "rejected": 0, "skipped": 0}
     bar = _progress_bar(submissions)

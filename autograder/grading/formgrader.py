@@ -272,7 +272,9 @@ def formgrader_command(assignment: str, out: str, port: int | None = None, db: s
         return 2
     copy_source(out_dir, manifest.assignment, manifest.path.parent, manifest.notebooks)
     port = port or free_port()
-    token = token or os.environ.get("NNKIT_FORMGRADER_TOKEN") or secrets.token_hex(24)
+    from ..config import formgrader_token
+
+    token = token or formgrader_token() or secrets.token_hex(24)
     private = Path(tempfile.mkdtemp(prefix="nnkit-formgrader-"))
     print(f"formgrader: {manifest.assignment}, {len(students)} submissions in {db_url}", flush=True)
     if missing:

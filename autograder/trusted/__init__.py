@@ -269,8 +269,8 @@ def check_package_command(path, assignment, json=False, seed=None):
     ``embedded``).
     """
     import json as _json
-    import os
 
+    from ..config import grading_dataset
     from ..sandbox import bwrap as _sandbox
 
     use_sandbox = _sandbox.available()
@@ -279,7 +279,7 @@ def check_package_command(path, assignment, json=False, seed=None):
         if seed is not None and not str(seed).isdigit():
             raise ValueError(f"--seed must be a non-negative integer, got {seed!r}")
         report = check_package(path, assignment, seed=None if seed is None else int(seed), sandbox=use_sandbox,
-                               dataset=os.environ.get("NNKIT_DATASET", "embedded") if models_dir.is_dir() else None,
+                               dataset=grading_dataset() if models_dir.is_dir() else None,
                                models_dir=models_dir if models_dir.is_dir() else None)
     except (PackageError, SecretError, SpecError, ValueError) as exc:
         print(f"check-package: {exc}", file=sys.stderr)

@@ -37,11 +37,10 @@ def resolve_secret(secret=None):
         False when falling back to the public development secret.
     """
     if secret is None:
-        if os.environ.get("NNKIT_COURSE_SECRET"):
-            secret = os.environ["NNKIT_COURSE_SECRET"]
-        elif os.environ.get("NNKIT_COURSE_SECRET_FILE"):
-            secret = Path(os.environ["NNKIT_COURSE_SECRET_FILE"])
-        else:
+        from ..config import course_secret
+
+        secret = course_secret()
+        if secret is None:
             return DEV_SECRET, False
     if isinstance(secret, os.PathLike):
         try:
