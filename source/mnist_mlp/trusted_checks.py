@@ -227,6 +227,9 @@ def _split_order(N, k, seed, X, y):
     def check(ref, got):
         a = _split_arrays(got)
         for name, idx in (("X_val", order[:k]), ("X_train", order[k:])):
+            if len(a[name]) != len(idx):
+                raise _Fail(f"`{name}` has {len(a[name])} examples, expected {len(idx)} (N = {N}, "
+                            f"num_validation = {k})")
             if a[name].shape != X[idx].shape or not np.array_equal(a[name], X[idx]):
                 first = a[name].reshape(len(a[name]), -1)[:, 0] if a[name].size else np.zeros(0)
                 raise _Fail(f"`{name}` (seed {seed}, num_validation {k}) should hold the examples "
@@ -394,10 +397,14 @@ def _epochs_cover(N, B, epochs):
             if sorted(labels.tolist()) != list(range(N)):
                 counts = np.bincount(labels[(labels >= 0) & (labels < N)], minlength=N) if labels.size else np.zeros(N)
                 missing, twice = np.flatnonzero(counts == 0), np.flatnonzero(counts > 1)
+                found = [f"{len(missing)} missing (e.g. {_show(missing, 5)})" if len(missing) else "",
+                         f"{len(twice)} more than once (e.g. {_show(twice, 5)})" if len(twice) else ""]
+                cause = ("indices drawn with replacement (randint, choice) instead of a permutation" if len(twice)
+                         else "the last, smaller batch dropped, or a range that stops early" if len(missing)
+                         else "labels that are not the examples' own (y[batch])")
                 raise _Fail(f"{what}N = {N} examples in batches of {B}: an epoch must hold every example exactly "
-                            f"once; {len(labels)} came out, {len(missing)} missing (e.g. {_show(missing, 5)}), "
-                            f"{len(twice)} more than once (e.g. {_show(twice, 5)}). Likely cause: indices drawn with "
-                            "replacement (randint, choice) instead of a permutation, or the last batch dropped")
+                            f"once; {len(labels)} came out, {', '.join(s for s in found if s) or 'others'}. "
+                            f"Likely cause: {cause}")
     return _property(check)
 
 
@@ -577,7 +584,8 @@ def _counts(steps):
                 value = got.arrays.get(f"count{k}.{n}")
                 if value is None or float(value) != k + 1:
                     shown = "missing" if value is None or float(value) < 0 else int(value)
-                    raise _Fail(f"after {k + 1} steps with a rule that counts its calls in the config it returns, "
+                    raise _Fail(f"after {k + 1} step{'s' if k else ''} with a rule that counts its calls in the "
+                                f"config it returns, "
                                 f"optim_configs[{n!r}]['count'] is {shown}, expected {k + 1}: store the config the "
                                 "rule returns back into optim_configs[p]")
     return _property(check)
@@ -648,10 +656,15 @@ def _epoch_steps(lr, w0):
         w = _array(got, "w")
         count = _number(got, "count")
         want = w0 - steps * lr
-        if w.shape != (1,) or not abs(float(w[0]) - want) <= 1e-9 or count != steps:
-            raise _Fail(f"{steps} batches must give {steps} train_steps (the update rule applied once per batch, "
-                        f"its config stored); the rule ran {int(count) if count >= 0 else 'an unknown number of'} "
-                        "times")
+        if count < 0:
+            raise _Fail(f"after the epoch optim_configs['w'] holds no 'count' (the trusted rule adds 1 to it at every "
+                        "call): store the config the update rule returns (train_step), on every batch")
+        if count != steps:
+            raise _Fail(f"the epoch trained on {steps} batches but the update rule ran {int(count)} times: one "
+                        "train_step per batch")
+        if w.shape != (1,) or not abs(float(w[0]) - want) <= 1e-9:
+            raise _Fail(f"after {steps} SGD steps (learning rate {lr:g}, gradient 1) w should be {want:.10g}, got "
+                        f"{np.asarray(w).ravel()[:3]}: store the parameter the update rule returns (train_step)")
     return _property(check)
 
 
