@@ -657,8 +657,8 @@ def _epoch_steps(lr, w0):
         count = _number(got, "count")
         want = w0 - steps * lr
         if count < 0:
-            raise _Fail(f"after the epoch optim_configs['w'] holds no 'count' (the trusted rule adds 1 to it at every "
-                        "call): store the config the update rule returns (train_step), on every batch")
+            raise _Fail("after the epoch optim_configs['w'] holds no 'count' (the update rule given adds 1 to it at "
+                        "every call): store the config the update rule returns (train_step), on every batch")
         if count != steps:
             raise _Fail(f"the epoch trained on {steps} batches but the update rule ran {int(count)} times: one "
                         "train_step per batch")
