@@ -729,6 +729,222 @@ def run_procedure(name, mod, arrays, params):
 
 
 # ---------------------------------------------------------------------------
+# Procedures of the cyclical_lr assignment: a schedule at given steps, a net's methods on given
+# params, and the recording step and training loop on trusted nets (their answers are known, so
+# a bug in the student's net costs the net's points only). Budgets as above.
+# ---------------------------------------------------------------------------
+def _real(value, what):
+    """``value`` as a float when it is a real number (not a bool), else TypeError."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        if isinstance(value, np.ndarray) and value.shape == () and value.dtype.kind in "iuf":
+            return float(value)
+        raise TypeError(f"{what} must be a number, got {type(value).__name__}")
+    return float(value)
+
+
+def proc_schedule(mod, a, p):
+    """``fn(t, **kwargs)`` at every step t of ``p["steps"]``; records ``rates`` (float64, one per step)."""
+    fn = _fn(mod, p)
+    kwargs = p.get("kwargs", {})
+    rates = [_real(fn(int(t), **kwargs), f"{p['fn']}(t={int(t)})") for t in p["steps"]]
+    return {"rates": np.asarray(rates, dtype=np.float64)}
+
+
+def proc_model_methods(mod, a, p):
+    """Build ``cls(**kwargs)``, put in the given params, call its methods in turn.
+
+    ``p["methods"]``: ``[name, [input names], [output names]]`` triples; one output records the
+    result itself, several a tuple of exactly that many. A dict result (gradients) is recorded
+    with its keys.
+    """
+    np.random.seed(p["np_seed"])
+    model = getattr(mod(p["module"]), p["cls"])(**p["kwargs"])
+    if not isinstance(model.params, dict):
+        raise TypeError(f"model.params must be a dict, got {type(model.params).__name__}")
+    model.params.clear()
+    model.params.update({k: a["param." + k] for k in p["params"]})
+    rec = {}
+    for name, args, outputs in p["methods"]:
+        result = getattr(model, name)(*[a[n] for n in args])
+        if len(outputs) == 1:
+            value = result
+            rec[outputs[0]] = {k: snap(v) for k, v in value.items()} if isinstance(value, dict) else snap(value)
+            continue
+        if not isinstance(result, tuple) or len(result) != len(outputs):
+            raise TypeError(f"{p['cls']}.{name} must return a tuple of {len(outputs)} values ({', '.join(outputs)}), "
+                            f"got {type(result).__name__}")
+        rec.update({o: snap(v) for o, v in zip(outputs, result)})
+    return rec
+
+
+class KnownNet:
+    """A trusted net whose answers are known: ``cost(X, y) = (1 + 2 m, m)`` with m the mean of X,
+    and ``forward(X) = (zeros (N, 1), X[:, :C])`` (the first C columns are the probabilities).
+    Past ``max_calls`` calls or ``max_rows`` rows in all it raises BudgetExceeded."""
+
+    def __init__(self, num_classes, max_calls, max_rows):
+        self.params = {"w": np.zeros(1)}
+        self.C, self._calls, self._rows, self._max_calls, self._max_rows = num_classes, 0, 0, max_calls, max_rows
+
+    def _count(self, X):
+        self._calls += 1
+        self._rows += len(X)
+        if self._calls > self._max_calls or self._rows > self._max_rows:
+            raise BudgetExceeded(f"the net was asked more than {self._max_calls} times or for more than "
+                                 f"{self._max_rows} rows in all: stopped there (one record evaluates each set once)")
+
+    def cost(self, X, y):
+        self._count(X)
+        m = float(np.mean(np.asarray(X, dtype=np.float64)))
+        return 1.0 + 2.0 * m, m
+
+    def forward(self, X):
+        self._count(X)
+        X = np.asarray(X, dtype=np.float64)
+        return np.zeros((len(X), 1)), np.array(X[:, :self.C], copy=True)
+
+    def gradients(self, X, y):
+        raise BudgetExceeded("record must not compute gradients (it only measures the net)")
+
+
+def _history_lists(history, names):
+    """The lists of a History as float64 arrays (TypeError when one is not a list of numbers)."""
+    out = {}
+    for name in names:
+        values = getattr(history, name, None)
+        if not isinstance(values, list):
+            raise TypeError(f"history.{name} must be a list, got {type(values).__name__}")
+        out[name] = np.asarray([_real(v, f"an entry of history.{name}") for v in values], dtype=np.float64)
+    return out
+
+
+_RECORD_LISTS = ("steps", "train_cost", "train_loss", "train_acc", "val_cost", "val_loss", "val_acc")
+
+
+def proc_record(mod, a, p):
+    """``fn(history, net, data, t)`` for every t of ``p["steps"]`` on one fresh ``History`` of the
+    package, with a KnownNet; records the history's lists (``history.<name>``)."""
+    module = mod(p["module"])
+    history = module.History()
+    net = KnownNet(p["num_classes"], 4 * len(p["steps"]) + 4, 4 * len(p["steps"]) * (len(a["X_train"]) + len(a["X_val"])))
+    data = {k: a[k] for k in ("X_train", "y_train", "X_val", "y_val")}
+    fn = getattr(module, p["fn"])
+    for t in p["steps"]:
+        fn(history, net, data, int(t))
+    return {"history": _history_lists(history, _RECORD_LISTS)}
+
+
+class StepNet:
+    """A trusted net for training loops: ``w`` (1,) whose gradient is always 1, so an update with
+    rate eta lowers w by exactly eta. It records, at every ``gradients`` call, w before the update
+    (``before``) and the batch's labels, which name the examples (example i has label i, and its
+    first number is i). ``cost`` and ``forward`` answer as KnownNet's. Past ``max_calls`` gradient
+    calls or ``max_rows`` rows it raises BudgetExceeded."""
+
+    def __init__(self, w0, num_classes, max_calls, max_rows):
+        self.params = {"w": np.array([w0], dtype=np.float64)}
+        self.before, self.labels, self.mismatched = [], [], 0
+        self._known = KnownNet(num_classes, 10 ** 9, 10 ** 12)
+        self._max_calls, self._max_rows, self._rows = max_calls, max_rows, 0
+
+    def gradients(self, X, y):
+        if len(self.before) >= self._max_calls:
+            raise BudgetExceeded(f"more than {self._max_calls} updates: stopped there (the loop must stop after "
+                                 "n_updates updates)")
+        X, y = np.asarray(X), np.asarray(y)
+        self._rows += len(y)
+        if self._rows > self._max_rows or X.ndim != 2 or len(X) != len(y):
+            raise BudgetExceeded(f"the batches hold more than {self._max_rows} examples in all, or X_batch and "
+                                 "y_batch differ in length: stopped there")
+        self.before.append(_real(np.asarray(self.params["w"]).reshape(-1)[0], "params['w']"))
+        self.labels.append(np.array(y, dtype=np.int64).reshape(-1))
+        self.mismatched += int(not np.array_equal(np.asarray(X[:, 0], dtype=np.float64), y.astype(np.float64)))
+        return {"w": np.ones(1)}
+
+    def cost(self, X, y):
+        return self._known.cost(X, y)
+
+    def forward(self, X):
+        return self._known.forward(X)
+
+
+def proc_minibatch_gd(mod, a, p):
+    """``fn(net, data, schedule, n_updates, batch_size=..., record_every=..., seed=...)`` on a StepNet.
+
+    ``schedule(t) = p["eta0"] + p["eta_step"] * t``, which logs the steps it is asked for. The
+    module's ``record`` is replaced during the call by one that logs (t, w) and appends t to
+    ``history.steps`` (so a bug in the student's record costs record's points, not these).
+
+    Records: ``before`` (w before each update), ``w`` (after the run), ``sizes`` and ``labels``
+    (the batches trained on, in order), ``mismatched`` (batches whose X rows are not those of
+    their labels), ``asked`` (the steps the schedule was asked for), ``records.t`` and
+    ``records.w``, ``learning_rates`` (the history's).
+    """
+    module = mod(p["module"])
+    X, y = a["X"], a["y"]
+    T = p["n_updates"]
+    net = StepNet(p["w0"], p["num_classes"], T + 2, (T + 2) * p["batch_size"] + len(X))
+    asked, rec_t, rec_w = [], [], []
+
+    def schedule(t):
+        if len(asked) > 4 * T + 8:
+            raise BudgetExceeded("lr_schedule was asked for a rate more than four times per update: stopped there")
+        asked.append(_real(t, "the step t given to lr_schedule"))
+        return p["eta0"] + p["eta_step"] * float(t)
+
+    def spy(history, net_, data_, t):
+        if len(rec_t) > T + 4:
+            raise BudgetExceeded("record was called more than n_updates + 4 times: stopped there")
+        rec_t.append(_real(t, "the step t given to record"))
+        rec_w.append(_real(np.asarray(net_.params["w"]).reshape(-1)[0], "params['w']"))
+        history.steps.append(t)
+
+    data = {"X_train": X, "y_train": y, "X_val": X[:2], "y_val": y[:2]}
+    original = module.record
+    module.record = spy
+    try:
+        history = getattr(module, p["fn"])(net, data, schedule, T, batch_size=p["batch_size"],
+                                           record_every=p["record_every"], seed=p["seed"])
+    finally:
+        module.record = original
+    lrs = getattr(history, "learning_rates", None)
+    sizes = [len(v) for v in net.labels]
+    return {"before": np.asarray(net.before, dtype=np.float64), "w": snap(net.params.get("w")),
+            "sizes": np.asarray(sizes, dtype=np.int64),
+            "labels": np.concatenate(net.labels) if net.labels else np.zeros(0, dtype=np.int64),
+            "mismatched": net.mismatched, "asked": np.asarray(asked, dtype=np.float64),
+            "records": {"t": np.asarray(rec_t, dtype=np.float64), "w": np.asarray(rec_w, dtype=np.float64)},
+            "learning_rates": (np.asarray([_real(v, "an entry of history.learning_rates") for v in lrs],
+                                          dtype=np.float64) if isinstance(lrs, list) else None)}
+
+
+def proc_overfit(mod, a, p):
+    """The package's own net (``cls(**kwargs)``) trained by its own loop (``fn``) on a small set with a
+    constant rate: the trained params come back (the trusted side measures them) with the history's
+    training costs."""
+    np.random.seed(p["np_seed"])
+    net = getattr(mod(p["net_module"]), p["cls"])(**p["kwargs"])
+    data = {"X_train": a["X"], "y_train": a["y"], "X_val": a["X"], "y_val": a["y"]}
+    eta = p["eta"]
+    history = getattr(mod(p["module"]), p["fn"])(net, data, lambda t: eta, p["n_updates"],
+                                                 batch_size=len(a["X"]), record_every=p["n_updates"],
+                                                 seed=p["seed"])
+    if not isinstance(net.params, dict):
+        raise TypeError(f"net.params must stay a dict, got {type(net.params).__name__}")
+    return {"params": {k: snap(v) for k, v in net.params.items()},
+            "train_cost": _history_lists(history, ("train_cost",))["train_cost"]}
+
+
+PROCEDURES.update({
+    "schedule": proc_schedule,
+    "model_methods": proc_model_methods,
+    "record": proc_record,
+    "minibatch_gd": proc_minibatch_gd,
+    "overfit": proc_overfit,
+})
+
+
+# ---------------------------------------------------------------------------
 # The script
 # ---------------------------------------------------------------------------
 def _on_alarm(signum, frame):
