@@ -1,7 +1,7 @@
 """The whole instructor flow on the embedded dataset, end to end: `run_demo(assignment, workdir=None)`.
 
 1. **Release.** The committed student release `assignments/<assignment>/` when it
-   is there, else one built into the work folder (`autograder.release.build`).
+   is there, else one built into the work folder (`autograder.release`).
 2. **Reference run.** The source notebooks executed once with the reference
    package (`release.run_reference`): that is where the saved models come from.
 3. **Submissions**, written as zips to `<work>/submissions/`:
@@ -180,7 +180,9 @@ def demo_assignment(assignment: str | None = None) -> str:
 def run_demo(assignment: str | None = None, workdir: str | os.PathLike | None = None) -> int:
     """Run the instructor flow on `assignment` (default: ``demo_assignment()``); keep everything
     in `workdir` if given. Returns 0 when every expectation holds."""
-    from .release import build as rel
+    from .release.build import build_release
+    from .release.plan import plan_release
+    from .release.selfgrade import run_reference
     from .sandbox import bwrap as sandbox
     from .grading.coordinator import grade
     from .grading.settings import Settings
@@ -209,14 +211,14 @@ def run_demo(assignment: str | None = None, workdir: str | os.PathLike | None = 
         else:
             release_dir = work / "release"
             say(f"1. release: building it into {release_dir}")
-            rel.build_release(assignment, output=release_dir, self_grade_gate=False, log=lambda s: None)
+            build_release(assignment, output=release_dir, self_grade_gate=False, log=lambda s: None)
         say("2. executing the reference notebooks once (embedded dataset) for the saved models")
-        plan = rel.plan_release(assignment)
+        plan = plan_release(assignment)
         ref_run = work / "reference_run"
         if ref_run.exists():
             shutil.rmtree(ref_run)
         os.environ.setdefault("NNKIT_DATASET", "embedded")
-        rel.run_reference(plan, ref_run)
+        run_reference(plan, ref_run)
         use_sandbox = sandbox.available()
         subs = work / "submissions"
         if subs.exists():

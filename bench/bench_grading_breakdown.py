@@ -40,12 +40,13 @@ os.environ.setdefault("NNKIT_DATASET", "embedded")
 
 def _reference_zip(work: Path) -> Path:
     from autograder import course_demo
-    from autograder.release import build as rel
+    from autograder.release.plan import plan_release
+    from autograder.release.selfgrade import run_reference
     from autograder.manifest import load_manifest
 
     m = load_manifest("fcnets")
     ref_run = work / "reference_run"
-    rel.run_reference(rel.plan_release("fcnets"), ref_run)
+    run_reference(plan_release("fcnets"), ref_run)
     zips = course_demo.make_submissions(work / "subs", m, REPO / "source" / "fcnets", REPO / "assignments" / "fcnets",
                                         ref_run, hostile=False)
     for sid, z in zips.items():

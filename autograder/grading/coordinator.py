@@ -218,7 +218,7 @@ def _refuse_stale_release(a: Assignment, root: Path) -> None:
     """The repository's own release must be what its `source/` builds now (a threshold edited
     without a rebuild once took 4 points from 7 students whose feedback said 4/4). An older
     release is graded only when named with `--release`."""
-    from ..release.build import release_freshness
+    from ..release.digest import release_freshness
 
     own = Path(root).resolve() / "source" / a.name / "manifest.toml"
     if a.manifest.path is None or Path(a.manifest.path).resolve() != own:

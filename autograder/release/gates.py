@@ -24,7 +24,7 @@ for source files). The gates, cheapest first:
                      when called with dummy arguments.
 - ``validate``       ``nbgrader validate --invert`` on every release notebook: no test
                      passes on the untouched release.
-- ``self-grade``     lives in `autograder.release.build` (it needs the throwaway course).
+- ``self-grade``     lives in `autograder.release.selfgrade` (it needs the throwaway course).
 
 Notebooks are scanned line by line in their JSON text: nbformat writes one JSON
 string per source line, which is decoded first, so `file:line` is the line of the

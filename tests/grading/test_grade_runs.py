@@ -111,8 +111,8 @@ def test_a_submission_past_its_wall_budget_is_partial_and_the_class_goes_on(tmp_
 
 
 def test_a_stale_release_is_refused_unless_named_on_purpose(tmp_path, monkeypatch):
-    """`grade` checks the repository's release against its source first (autograder.release.build.release_freshness)."""
-    from autograder.release import build as release
+    """`grade` checks the repository's release against its source first (autograder.release.digest.release_freshness)."""
+    from autograder.release import digest as release
 
     calls = []
 

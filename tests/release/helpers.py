@@ -46,7 +46,8 @@ def expect_failure(repo: Path, assignment: str = "mini", **kw):
     and no staging folder is left. Returns the error."""
     import pytest
 
-    from autograder.release.build import ReleaseError, build_release
+    from autograder.release.build import build_release
+    from autograder.release.shared import ReleaseError
 
     out = repo / "assignments" / assignment
     out.mkdir(parents=True, exist_ok=True)

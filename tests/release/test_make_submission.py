@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from autograder.release.build import RELEASE_FILES
+from autograder.release.shared import RELEASE_FILES
 
 from .helpers import EXPECTED
 

@@ -13,7 +13,8 @@ import pytest
 from autograder import REPO_ROOT
 from autograder.cli import main
 from autograder.manifest import list_assignments
-from autograder.release.build import build_release, release_freshness
+from autograder.release.build import build_release
+from autograder.release.digest import release_freshness
 from autograder.release.gates import release_files
 
 

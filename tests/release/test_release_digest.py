@@ -7,18 +7,14 @@ import time
 import pytest
 
 from autograder import REPO_ROOT
-import autograder.release.build as release
-from autograder.release.build import (
-    DIGEST_FILE,
-    build_release,
-    digest_text,
-    open_course,
-    plan_release,
-    read_digest,
-    release_freshness,
-    release_inputs,
-    stage,
-)
+from autograder.release import build, digest, plan, selfgrade
+from autograder.release import stage as staging
+from autograder.release.build import build_release
+from autograder.release.digest import DIGEST_FILE, digest_text, read_digest, release_freshness, release_inputs
+from autograder.release.plan import plan_release
+from autograder.release.shared import ReleaseError
+from autograder.release.selfgrade import open_course
+from autograder.release.stage import stage
 
 from .helpers import mini_repo
 
@@ -49,7 +45,7 @@ def test_a_fresh_release_is_fresh(built):
 def test_the_digest_lists_every_input_and_release_file(built):
     repo, out = built
     d = read_digest(out / DIGEST_FILE)
-    assert set(d.inputs) - {release.ELSEWHERE_INPUT} == set(release_inputs("mini", repo)) == {
+    assert set(d.inputs) - {digest.ELSEWHERE_INPUT} == set(release_inputs("mini", repo)) == {
         "source/mini/manifest.toml", "source/mini/01_ops.ipynb", "source/nnkit/__init__.py", "source/nnkit/helpers.py",
         "source/nnkit/ops.py", "source/nnkit/sub/__init__.py", "source/nnkit/sub/extra.py", "datasets/fetch.py",
         "datasets/embedded/tiny.txt", "release_files/README.md", "release_files/make_submission.py",
@@ -58,7 +54,7 @@ def test_the_digest_lists_every_input_and_release_file(built):
                                                  "requirements.txt", "datasets/fetch.py", "datasets/embedded/tiny.txt",
                                                  "nnkit/__init__.py", "nnkit/helpers.py", "nnkit/ops.py",
                                                  "nnkit/sub/__init__.py", "nnkit/sub/extra.py"))
-    assert d.builder.startswith("nbgrader ") and d.format == release.DIGEST_FORMAT
+    assert d.builder.startswith("nbgrader ") and d.format == digest.DIGEST_FORMAT
 
 
 def test_an_edited_threshold_makes_the_release_stale(copy):
@@ -142,8 +138,9 @@ def test_freshness_builds_nothing(copy, monkeypatch):
 
     def no(*a, **k):
         raise AssertionError("release_freshness must not build")
-    for name in ("plan_release", "open_course", "stage", "build_release", "run_reference", "self_grade"):
-        monkeypatch.setattr(release, name, no)
+    for module, name in ((plan, "plan_release"), (selfgrade, "open_course"), (staging, "stage"),
+                         (build, "build_release"), (selfgrade, "run_reference"), (selfgrade, "self_grade")):
+        monkeypatch.setattr(module, name, no)
     t = time.perf_counter()
     assert release_freshness("mini", out, repo) is None
     assert time.perf_counter() - t < 2
@@ -157,7 +154,7 @@ def test_a_digest_that_disagrees_with_the_staged_release_stops_it(tmp_path):
     def late_write(staging):  # something writes into the staging folder after the digest
         calls.append(1)
         (staging / "nnkit/helpers.py").write_text((staging / "nnkit/helpers.py").read_text() + "\n# late\n")
-    with pytest.raises(release.ReleaseError) as info:
+    with pytest.raises(ReleaseError) as info:
         build_release("mini", root=repo, output=out, self_grade_gate=False, tamper=late_write)
     assert calls and str(info.value).startswith("gate digest failed: nnkit/helpers.py:1: changed after RELEASE_DIGEST"), \
         str(info.value)

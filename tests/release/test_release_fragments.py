@@ -14,7 +14,10 @@ import pytest
 
 from autograder import REPO_ROOT
 from autograder.release.gates import SolutionFragments, find_fragments, fragment_tokens, show_tokens
-from autograder.release.build import build_release, open_course, plan_release, stage
+from autograder.release.build import build_release
+from autograder.release.plan import plan_release
+from autograder.release.selfgrade import open_course
+from autograder.release.stage import stage
 
 from .helpers import assert_names, edit_notebook, expect_failure, line_containing, mini_repo
 

@@ -6,7 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from autograder.release.build import ReleaseError, build_release, open_course, plan_release, run_reference, self_grade, stage
+from autograder.release.build import build_release
+from autograder.release.plan import plan_release
+from autograder.release.selfgrade import open_course, run_reference, self_grade
+from autograder.release.shared import ReleaseError
+from autograder.release.stage import stage
 from autograder.release.gates import GateFailure, SourceLines, check_hidden_files, check_markers
 
 from .helpers import edit_notebook, grade_cell, line_containing, mini_repo

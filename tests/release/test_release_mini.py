@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from autograder.manifest import load_manifest
-from autograder.release.build import RELEASE_FILES, build_release
+from autograder.release.build import build_release
+from autograder.release.shared import RELEASE_FILES
 
 from .helpers import EXPECTED, MINI, mini_repo
 
