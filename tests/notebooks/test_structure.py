@@ -287,3 +287,33 @@ def test_the_trusted_checks_cover_every_autograded_cell(manifest):
         f"{manifest.assignment}: autograded cells no trusted check covers {sorted(auto - covered)}, "
         f"trusted grade ids with no autograded cell {sorted(covered - auto)}; write them in "
         f"source/{manifest.assignment}/trusted_checks.py")
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_everything_the_trusted_checks_grade_is_a_function_students_write(assignment):
+    """A trusted check grades only what the manifest's [package] has students write: a point
+    lost for a provided or unshipped function would be a point the student could not earn."""
+    from autograder.trusted.spec import load_spec
+
+    spec = load_spec(assignment)
+    if spec is None:
+        pytest.skip(f"{assignment} has no trusted checks")
+    from autograder.trusted.reference import reference_module
+
+    manifest = load_manifest(assignment)
+    calls, checks = spec.build_plan(0)
+    by_call = {c.id: c for c in calls}
+    outside = set()
+    for check in checks:
+        params = by_call[check.call].params
+        module = params.get("module")
+        if not module:
+            continue
+        written = manifest.student_functions("nnkit/" + module.replace(".", "/") + ".py")
+        if params.get("fn") and params["fn"] not in written:
+            outside.add((check.grade_id, f"{module}.{params['fn']}"))
+        if params.get("cls"):  # a class: students write one of its methods (or of a base class's)
+            owners = [c.__name__ for c in getattr(reference_module(module), params["cls"]).__mro__]
+            if not any(f.split(".")[0] in owners for f in written if "." in f):
+                outside.add((check.grade_id, f"{module}.{params['cls']}"))
+    assert not outside, f"{assignment}: graded, but not a function [package] has students write: {sorted(outside)}"
