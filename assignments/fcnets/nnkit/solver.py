@@ -93,6 +93,11 @@ class Solver:
     progress : bool, default True
         Show a progress bar over iterations with the current loss (a widget
         in Jupyter, text elsewhere, written to stdout).
+    restore_best : bool, default True
+        At the end of ``train``, put the parameters of the best validation
+        accuracy back into the model (``best_params``). False keeps the last
+        parameters: what the experiments that study the trained model itself
+        need (random labels, interpolation between two trained models).
     lr_schedule : callable or None, default None
         ``lr_schedule(iteration) -> learning_rate``, called before every
         iteration (0-based, counted over the whole run) to set every
@@ -115,7 +120,7 @@ class Solver:
         The best validation accuracy seen.
     best_params : dict
         Copies of the parameters at the best validation accuracy; ``train``
-        puts them back into the model when it finishes.
+        puts them back into the model when it finishes (with ``restore_best``).
     optim_configs : dict
         Parameter name -> its optimizer config (settings and state).
     epoch : int
@@ -162,6 +167,7 @@ class Solver:
         self.seed = kwargs.pop("seed", None)
         self.progress = kwargs.pop("progress", True)
         self.lr_schedule = kwargs.pop("lr_schedule", None)
+        self.restore_best = kwargs.pop("restore_best", True)
 
         if kwargs:
             names = ", ".join(sorted(kwargs))
@@ -175,6 +181,8 @@ class Solver:
             value = getattr(self, name)
             if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"Solver: {name} must be a positive int, got {value!r}.")
+        if not isinstance(self.restore_best, (bool, np.bool_)):
+            raise ValueError(f"Solver: restore_best must be True or False, got {self.restore_best!r}.")
         for name in ("num_train_samples", "num_val_samples"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, (int, np.integer)) or value < 1):
@@ -333,7 +341,8 @@ class Solver:
         return tqdm(total=total, desc="Training", unit="it", file=sys.stdout, leave=True)
 
     def train(self):
-        """Run the optimization; at the end the model holds the best params."""
+        """Run the optimization; at the end the model holds the best params (the last ones
+        with ``restore_best=False``)."""
         iterations_per_epoch = self.iterations_per_epoch
         num_iterations = self.num_epochs * iterations_per_epoch
 
@@ -380,7 +389,7 @@ class Solver:
             if bar is not None:
                 bar.close()
 
-        if self.best_params:
+        if self.restore_best and self.best_params:
             self._restore_best()
 
     # ------------------------------------------------------------------ files
@@ -434,6 +443,7 @@ KNOWN_MODELS = {
     "TwoLayerNet": ("nnkit.classifiers.fc_net", "TwoLayerNet"),
     "FullyConnectedNet": ("nnkit.classifiers.fc_net", "FullyConnectedNet"),
     "SoftmaxRegression": ("nnkit.classifiers.linear", "SoftmaxRegression"),
+    "ConvNet": ("nnkit.classifiers.cnn", "ConvNet"),
 }
 
 
@@ -510,7 +520,7 @@ def save_model(model, path):
 
     Parameters
     ----------
-    model : TwoLayerNet, FullyConnectedNet or SoftmaxRegression
+    model : TwoLayerNet, FullyConnectedNet, SoftmaxRegression or ConvNet
         Needs ``params`` (dict name -> numeric array) and ``get_config()``.
     path : str or Path
         Written exactly as given (e.g. ``models/two_layer_net.npz``); missing
@@ -576,8 +586,8 @@ def load_model(path):
     Returns
     -------
     model
-        A ``TwoLayerNet``, ``FullyConnectedNet`` or ``SoftmaxRegression``
-        holding the saved params.
+        A ``TwoLayerNet``, ``FullyConnectedNet``, ``SoftmaxRegression`` or
+        ``ConvNet`` holding the saved params.
 
     Raises
     ------

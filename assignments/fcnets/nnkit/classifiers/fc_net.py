@@ -9,7 +9,10 @@ Both models follow the contract of ``nnkit.solver.Solver``:
   dtypes of ``params``;
 - ``model.loss(X, y, grads=False)`` -> ``loss`` alone, without the backward pass
   (numeric gradient checks call the loss hundreds of times and need no gradients:
-  this costs about a third of a full call).
+  this costs about a third of a full call);
+- ``model.loss(X, y, input_grad=True)`` -> ``(loss, grads, dX)``, with ``dX`` the
+  gradient of the loss with respect to the input X (its sensitivity to the input),
+  computed by the net's own backward pass (see ``_with_input_grad``).
 
 The L2 regularization is ``0.5 * reg * sum(W**2)`` over every weight matrix,
 the last layer's too, and none of the biases; its gradient is ``reg * W``.
@@ -18,6 +21,7 @@ Weights are drawn as ``weight_scale * np.random.randn(d_in, d_out)`` layer by
 layer, ``W1`` first, from numpy's global random state (so ``np.random.seed``
 makes them reproducible); biases start at zero.
 """
+import copy
 import math
 
 import numpy as np
@@ -105,7 +109,7 @@ class TwoLayerNet:
             config["activation"] = str(self.activation)
         return config
 
-    def loss(self, X, y=None, *, grads=True):
+    def loss(self, X, y=None, *, grads=True, input_grad=False):
         """Scores, or loss and gradients, for a minibatch.
 
         Parameters
@@ -117,6 +121,9 @@ class TwoLayerNet:
         grads : bool, keyword only
             With y: False returns the loss alone, without the backward pass
             (for numeric gradient checks).
+        input_grad : bool, keyword only
+            With y: True returns ``(loss, grads, dX)``, dX the gradient of the
+            loss with respect to X, of X's shape.
 
         Returns
         -------
@@ -127,7 +134,11 @@ class TwoLayerNet:
         grads : dict
             When y is given and grads is True: the same keys and shapes as
             ``self.params``.
+        dX : ndarray, (N, d_1, ..., d_k)
+            With input_grad.
         """
+        if input_grad:
+            return _with_input_grad(self, X, y)
         X = _check_input("TwoLayerNet", X, self.params["W1"].shape[0])
         W1, b1 = self.params["W1"], self.params["b1"]
         W2, b2 = self.params["W2"], self.params["b2"]
@@ -258,7 +269,7 @@ class FullyConnectedNet:
             "seed": None if self.seed is None else int(self.seed),
         }
 
-    def loss(self, X, y=None, *, grads=True):
+    def loss(self, X, y=None, *, grads=True, input_grad=False):
         """Scores, or loss and gradients, for a minibatch.
 
         Parameters
@@ -271,6 +282,10 @@ class FullyConnectedNet:
         grads : bool, keyword only
             With y: False returns the loss alone, without the backward pass
             (for numeric gradient checks; dropout runs in train mode as usual).
+        input_grad : bool, keyword only
+            With y: True returns ``(loss, grads, dX)``, dX the gradient of the
+            loss with respect to X, of X's shape, in the net's dtype (with
+            dropout, pass a seed so that every call draws the same mask).
 
         Returns
         -------
@@ -281,7 +296,11 @@ class FullyConnectedNet:
         grads : dict
             When y is given and grads is True: the same keys, shapes and dtypes
             as ``self.params``.
+        dX : ndarray, (N, d_1, ..., d_k)
+            With input_grad.
         """
+        if input_grad:
+            return _with_input_grad(self, X, y)
         X = _check_input("FullyConnectedNet", X, self.params["W1"].shape[0]).astype(self.dtype, copy=False)
         mode = "test" if y is None else "train"
         if self.use_dropout:
@@ -311,6 +330,51 @@ class FullyConnectedNet:
         # (the L2 term's too) in grads, under the parameter's name.
         raise NotImplementedError("FullyConnectedNet.loss: not implemented yet, see the TODO above")
         return float(loss), grads
+
+
+#: Examples per call of a net's own loss when it computes dL/dX (each call appends a
+#: CHUNK x CHUNK identity to the inputs, see _with_input_grad).
+_INPUT_GRAD_CHUNK = 256
+
+
+def _with_input_grad(model, X, y):
+    """``(loss, grads, dX)`` of a net whose first layer is affine: ``loss(X, y)`` and dL/dX.
+
+    The loss depends on X only through the first layer's output ``a = x W1 + b1`` (x is X
+    flattened to (N, D)), so ``dX = (dL/da) W1.T``; and dL/da is what the backward pass
+    computes right before ``dW1 = x.T (dL/da)``. To read it from the net's own loss and
+    backward pass (nothing about the net is written twice): append to every example a
+    one-hot input of its own, ``[x, I]`` of shape (N, D + N), and to W1 N rows of zeros.
+    The first layer's output, the loss and every gradient are unchanged, and the gradient
+    of the appended rows of W1 is ``I.T (dL/da) = dL/da``. The loss is a mean over the
+    examples, so chunks of ``_INPUT_GRAD_CHUNK`` examples are run one at a time and weighted
+    by their share of N (the L2 term, the same in every chunk, adds up to itself).
+    """
+    name = type(model).__name__
+    if y is None:
+        raise ValueError(f"{name}.loss: input_grad=True needs the labels y: dX is the gradient of the loss.")
+    W1 = model.params["W1"]
+    D, H = W1.shape
+    X = _check_input(name, X, D)
+    y = np.asarray(y)
+    N = X.shape[0]
+    x = X.reshape(N, D).astype(W1.dtype, copy=False)
+    total, summed, dX = 0.0, {}, np.empty((N, D), dtype=W1.dtype)
+    probe = copy.copy(model)  # the same net, given the widened W1 below
+    for start in range(0, N, _INPUT_GRAD_CHUNK):
+        rows = slice(start, min(start + _INPUT_GRAD_CHUNK, N))
+        n = rows.stop - rows.start
+        probe.params = dict(model.params, W1=np.concatenate([W1, np.zeros((n, H), dtype=W1.dtype)]))
+        probe.input_dim = D + n
+        widened = np.concatenate([x[rows], np.eye(n, dtype=W1.dtype)], axis=1)
+        loss, grads = type(model).loss(probe, widened, y[rows])
+        share = n / N
+        total += share * loss
+        dX[rows] = share * (grads["W1"][D:] @ W1.T)
+        grads["W1"] = grads["W1"][:D]
+        for key, g in grads.items():
+            summed[key] = share * g if key not in summed else summed[key] + share * g
+    return float(total), summed, dX.reshape(X.shape)
 
 
 _SCRATCH = {}  # (shape, dtype) -> work array, the most recently used last
