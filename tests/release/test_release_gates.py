@@ -379,3 +379,29 @@ def test_without_exclude_overwriting_the_release_would_score_as_the_reference(tm
 
 
 # What nbgrader itself refuses in a source notebook: tests/release/test_release_authoring.py.
+
+
+def _other_asks_for_scale(repo):
+    other = repo / "source/other"
+    other.mkdir()
+    (other / "manifest.toml").write_text('assignment = "other"\ntitle = "o"\nnotebooks = []\nsaved_models = []\n'
+                                         'datasets = ["embedded"]\n[package]\n"nnkit/ops.py" = ["scale"]\n')
+
+
+def test_a_function_another_assignment_asks_for_ships_complete_only_when_provided_on_purpose(tmp_path):
+    repo = mini_repo(tmp_path)
+    _other_asks_for_scale(repo)
+    m = repo / "source/mini/manifest.toml"
+    m.write_text(m.read_text().replace('"nnkit/ops.py" = ["add", "scale", "Counter.bump"]', '"nnkit/ops.py" = ["add"]')
+                 + '\n[release.provide]\n"nnkit/ops.py:scale" = "the mini notebook calls scale as provided code"\n')
+    text = plan_release("mini", repo).stripped["nnkit/ops.py"]
+    assert "not part of this assignment" not in text and "return as_array(x) * factor" in text
+
+
+def test_a_provide_entry_that_provides_nothing_stops_the_release(tmp_path):
+    repo = mini_repo(tmp_path)
+    _other_asks_for_scale(repo)
+    m = repo / "source/mini/manifest.toml"
+    m.write_text(m.read_text() + '\n[release.provide]\n"nnkit/ops.py:Counter.bump" = "nobody else asks for it"\n')
+    assert_names(fail(repo), "manifest", "source/mini/manifest.toml", line_containing(m, "Counter.bump\" ="),
+                 "provides nothing", "no other assignment asks for that function")
