@@ -43,3 +43,14 @@ def use_sandbox():
     from autograder.sandbox import bwrap as sandbox
 
     return sandbox.available()
+
+
+@pytest.fixture(scope="session")
+def reference_run(tmp_path_factory):
+    """The source notebooks executed once with the reference package (embedded dataset), as the
+    release's self-grade does: a folder holding ``models/`` with the reference's saved models.
+    (The models are outputs of the notebooks, never committed.)"""
+    from autograder.release.plan import plan_release
+    from autograder.release.selfgrade import run_reference
+
+    return run_reference(plan_release("mnist_mlp"), tmp_path_factory.mktemp("mnist_mlp_reference"))

@@ -150,16 +150,16 @@ def _forward_accuracy(params, config, X, y):
     return float(np.mean(np.argmax(scores, axis=1) == y))
 
 
-def test_saved_reference_models_pass_with_an_independent_forward_pass():
+def test_saved_reference_models_pass_with_an_independent_forward_pass(reference_run):
     from nnkit.data_utils import load_flat_dataset
 
     data = load_flat_dataset("embedded")
-    r = check_models(SOURCE, ASSIGNMENT, "embedded")
+    r = check_models(reference_run, ASSIGNMENT, "embedded")
     rows = {c["grade_id"]: c for c in r["checks"]}
     assert set(rows) == {"test_softmax_accuracy", "test_two_layer_accuracy", "test_grid_accuracy"}
     assert r["score"] == r["max_score"] == sum(MANIFEST.points[g] for g in rows)
     for rel, model_check in SPEC.models.items():
-        with np.load(SOURCE / rel) as z:
+        with np.load(reference_run / rel) as z:
             params = {k: z[k] for k in z.files if k != "__nnkit__"}
             config = json.loads(str(z["__nnkit__"]))["config"]
         row = rows[model_check.grade_id]
@@ -198,19 +198,19 @@ def _meta(entries, **edits):
     ("best_net", lambda e: _meta(e, config={"hidden_dim": 5000}), "hidden_dim must be an integer in [1, 4096]"),
     ("best_net", lambda e: e.update(W1=np.zeros_like(e["W1"]), W2=np.zeros_like(e["W2"])), "below the threshold"),
 ])
-def test_tampered_saved_models_fail_with_a_reason(tmp_path, file, change, words):
-    _rewrite(SOURCE / "models" / f"{file}.npz", tmp_path / "models" / f"{file}.npz", change)
+def test_tampered_saved_models_fail_with_a_reason(reference_run, tmp_path, file, change, words):
+    _rewrite(reference_run / "models" / f"{file}.npz", tmp_path / "models" / f"{file}.npz", change)
     grade_id = next(m.grade_id for rel, m in SPEC.models.items() if rel == f"models/{file}.npz")
     row = next(c for c in check_models(tmp_path, ASSIGNMENT, "embedded")["checks"] if c["grade_id"] == grade_id)
     assert row["status"] == "failed" and words in row["message"], row["message"]
 
 
-def test_the_activation_in_the_file_is_the_one_the_grader_uses(tmp_path):
+def test_the_activation_in_the_file_is_the_one_the_grader_uses(reference_run, tmp_path):
     """The same weights as a ReLU net: scored with a ReLU, which gives other accuracies than the sigmoid."""
     from nnkit.data_utils import load_flat_dataset
 
     data = load_flat_dataset("embedded")
-    src = SOURCE / "models" / "two_layer_net.npz"
+    src = reference_run / "models" / "two_layer_net.npz"
     _rewrite(src, tmp_path / "models" / "two_layer_net.npz", lambda e: _meta(e, config={"activation": "relu"}))
     with np.load(src) as z:
         params = {k: z[k] for k in z.files if k != "__nnkit__"}
@@ -223,18 +223,18 @@ def test_the_activation_in_the_file_is_the_one_the_grader_uses(tmp_path):
     assert row["accuracy"] == pytest.approx(relu, abs=1e-12)
 
 
-def test_the_grid_model_may_be_softmax_regression(tmp_path):
+def test_the_grid_model_may_be_softmax_regression(reference_run, tmp_path):
     (tmp_path / "models").mkdir()
-    shutil.copy(SOURCE / "models" / "softmax.npz", tmp_path / "models" / "best_net.npz")
+    shutil.copy(reference_run / "models" / "softmax.npz", tmp_path / "models" / "best_net.npz")
     row = next(c for c in check_models(tmp_path, ASSIGNMENT, "embedded")["checks"]
                if c["grade_id"] == "test_grid_accuracy")
     assert row["status"] in ("passed", "failed") and "accuracy" in row["message"], row["message"]
     assert set(row["accuracy"]) == {"val", "test"}
 
 
-def test_cli_scores_the_package_and_the_models_beside_it(kit, tmp_path):
+def test_cli_scores_the_package_and_the_models_beside_it(reference_run, kit, tmp_path):
     pkg = kit.copy_reference(tmp_path)
-    shutil.copytree(SOURCE / "models", tmp_path / "models")
+    shutil.copytree(reference_run / "models", tmp_path / "models")
     proc = subprocess.run(
         [sys.executable, "-m", "autograder", "check-package", str(pkg), "--assignment", ASSIGNMENT, "--json",
          "--seed", "8"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
