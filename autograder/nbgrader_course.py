@@ -31,6 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
+from .files import is_hidden
+
 #: stderr outputs matching this are dropped before grading (nbgrader's IgnorePattern):
 #: a grade cell scores 0 on *any* stderr output, so a harmless numpy RuntimeWarning
 #: or DeprecationWarning would otherwise cost a correct answer its points.
@@ -193,7 +195,7 @@ def copy_tree(src: str | Path, dest: str | Path, files: Iterable[str] | None = N
     if files is None:
         files = [
             str(p.relative_to(src)) for p in sorted(src.rglob("*"))
-            if p.is_file() and not any(part.startswith(".") or part == "__pycache__" for part in p.relative_to(src).parts)
+            if p.is_file() and not is_hidden(p.relative_to(src).parts)
         ]
     for rel in files:
         target = dest / rel

@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Iterable
 
 from .. import REPO_ROOT
+from ..files import is_hidden
 from ..manifest import Manifest, load_manifest
+from ..markers import NBGRADER_DELIMITERS
 from .settings import COURSE_ID, Settings
 
 
@@ -50,7 +52,7 @@ def _release_support_files(release_dir: Path) -> list[str]:
     out = []
     for p in sorted(release_dir.rglob("*")):
         rel = p.relative_to(release_dir)
-        if not p.is_file() or any(part.startswith(".") or part == "__pycache__" for part in rel.parts):
+        if not p.is_file() or is_hidden(rel.parts):
             continue
         if p.suffix in (".ipynb", ".pyc", ".zip"):
             continue
@@ -60,11 +62,12 @@ def _release_support_files(release_dir: Path) -> list[str]:
 
 def _cut_hidden_tests(source: str) -> str:
     """`source` without its `### BEGIN HIDDEN TESTS` ... `### END HIDDEN TESTS` regions (markers included)."""
+    begin, end = NBGRADER_DELIMITERS["hidden tests"]
     kept, inside = [], False
     for line in source.splitlines(keepends=True):
-        if "BEGIN HIDDEN TESTS" in line:
+        if begin in line:
             inside = True
-        elif "END HIDDEN TESTS" in line:
+        elif end in line:
             inside = False
         elif not inside:
             kept.append(line)
@@ -85,7 +88,7 @@ def keep_hidden_tests_from_kernel(src: Path, notebooks: Iterable[str], covered: 
     for name in notebooks:
         nb = nbformat.read(str(src / name), as_version=4)
         for cell in nb.cells:
-            if "BEGIN HIDDEN TESTS" not in cell.source:
+            if NBGRADER_DELIMITERS["hidden tests"][0] not in cell.source:
                 continue
             if cell.metadata.get("nbgrader", {}).get("grade_id") in covered:
                 cell.source = _cut_hidden_tests(cell.source)

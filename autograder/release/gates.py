@@ -86,6 +86,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
+from ..files import CACHE_NAMES, is_hidden
+
 #: Every marker dialect the kit knows. Case-insensitive, anywhere on a line.
 MARKER_PATTERNS = [
     (re.compile(r"BEGIN\s+SOLUTION|END\s+SOLUTION", re.I), "nbgrader solution marker"),
@@ -512,18 +514,14 @@ def raw_line_of(path: Path, needle: str) -> int:
     return 1
 
 
-HIDDEN_NAMES = {"__pycache__", ".ipynb_checkpoints"}
-
-
 def check_hidden_files(root: Path) -> None:
-    """Gate `hidden-files`: checkpoints, caches, compiled files, hidden files or folders."""
+    """Gate `hidden-files`: checkpoints, caches, compiled files, hidden files or folders (``files.is_hidden``)."""
     for rel in release_files(root):
         parts = rel.split("/")
-        for part in parts:
-            if part in HIDDEN_NAMES or part.startswith("."):
-                raise GateFailure("hidden-files", rel, 1, f"{part!r} must never ship in a release")
-        if rel.endswith((".pyc", ".pyo")):
-            raise GateFailure("hidden-files", rel, 1, "compiled Python must never ship in a release")
+        if is_hidden(parts):
+            bad = next((p for p in parts if p.startswith(".") or p in CACHE_NAMES), None)
+            raise GateFailure("hidden-files", rel, 1, f"{bad!r} must never ship in a release" if bad
+                              else "compiled Python must never ship in a release")
 
 
 def check_allow_list(root: Path, expected: Iterable[str]) -> None:

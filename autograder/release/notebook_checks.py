@@ -10,9 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..manifest import Manifest
+from ..markers import CANONICAL_MARKERS, NBGRADER_DELIMITERS
 from .gates import SolutionFragments, SourceLines, line_of, notebook_source_lines
 from .shared import ReleaseError
-from .strip import CANONICAL_MARKERS, marker_typo
+from .strip import marker_typo
 
 
 @dataclass(frozen=True)
@@ -27,12 +28,6 @@ class GradeCell:
     line: int  # file line of its first source line
 
 
-#: nbgrader's own delimiters (substrings of a line, as nbgrader 0.9.6 matches them), by kind.
-NBGRADER_DELIMITERS = {
-    "solution": ("BEGIN SOLUTION", "END SOLUTION"),
-    "hidden tests": ("BEGIN HIDDEN TESTS", "END HIDDEN TESTS"),
-    "mark scheme": ("BEGIN MARK SCHEME", "END MARK SCHEME"),
-}
 
 
 #: The Create Assignment toolbar's name of each kind of cell, for the fixes.

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..files import is_hidden
 from ..manifest import ManifestError, list_assignments, load_manifest
 
 
@@ -31,7 +32,7 @@ class ReleaseError(Exception):
 
 def _skip(rel_parts: tuple[str, ...]) -> bool:
     """Caches, checkpoints and hidden files are never part of a source tree's release."""
-    return any(p.startswith(".") or p == "__pycache__" for p in rel_parts) or rel_parts[-1].endswith((".pyc", ".pyo"))
+    return is_hidden(rel_parts)
 
 
 def _tree(root: Path) -> list[str]:

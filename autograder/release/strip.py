@@ -37,8 +37,7 @@ import re
 import tokenize
 from dataclasses import dataclass
 
-BEGIN = "### BEGIN SOLUTION"
-END = "### END SOLUTION"
+from ..markers import CANONICAL_MARKERS, SOLUTION_BEGIN as BEGIN, SOLUTION_END as END
 
 #: Anything that looks like a solution marker, in any spelling: every line matching
 #: this must be exactly BEGIN or END as a comment of its own, or stripping stops.
@@ -48,12 +47,7 @@ STUB_MESSAGE = "{name}: not implemented yet, see the TODO above"
 #: The stub of a function another assignment of the course asks for (not this one).
 ELSEWHERE_MESSAGE = "{name}: not part of this assignment (another assignment of the course asks for it)"
 
-#: The kit's markers (nbgrader's dialect), by kind: what `marker_typo` compares lines against.
-CANONICAL_MARKERS = {
-    "solution": (BEGIN, END),
-    "hidden tests": ("### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"),
-    "mark scheme": ("=== BEGIN MARK SCHEME ===", "=== END MARK SCHEME ==="),
-}
+# CANONICAL_MARKERS (autograder/markers.py), by kind, is what `marker_typo` compares lines against.
 _MARKER_WORDS = {"solution": ("SOLUTION",), "hidden tests": ("HIDDEN", "TESTS"), "mark scheme": ("MARK", "SCHEME")}
 #: A line that is nothing but marker-like words and comment/heading punctuation.
 _MARKERISH_LINE = re.compile(r"[\s#=*/<>!~_-]*(?:[A-Za-z]+[\s#=*/<>!~_-]*){2,4}")
