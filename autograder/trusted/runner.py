@@ -945,6 +945,117 @@ PROCEDURES.update({
 
 
 # ---------------------------------------------------------------------------
+# Procedures of the generalization assignment: functions of dicts of arrays and of models,
+# called with trusted models whose answers are known (so a bug elsewhere in the student's
+# package costs nothing here). Budgets as above.
+# ---------------------------------------------------------------------------
+class ParamsModel:
+    """A trusted model that is only its ``params`` (for functions that read them, e.g. count_params)."""
+
+    def __init__(self, params):
+        self.params = params
+
+    def loss(self, *args, **kwargs):
+        raise BudgetExceeded("model.loss was called: this function only needs model.params")
+
+
+class InputGradModel:
+    """A trusted linear softmax classifier that also gives dL/dX.
+
+    ``scores = x W + b`` with x = X flattened to (N, D); ``loss(X, y, input_grad=True)`` returns
+    ``(loss, grads, dX)``: the mean cross-entropy, the gradients of W and b, and
+    ``dX = dscores W.T`` in X's shape, dscores = (softmax - onehot) / N. ``loss(X)`` gives the
+    scores, ``loss(X, y)`` (loss, grads). Counts the calls with input_grad (``input_grad_calls``);
+    past ``max_calls`` calls it raises BudgetExceeded.
+    """
+
+    def __init__(self, W, b, max_calls):
+        self.params = {"W": np.array(W, dtype=np.float64), "b": np.array(b, dtype=np.float64)}
+        self.calls = self.input_grad_calls = 0
+        self._max_calls = max_calls
+
+    def loss(self, X, y=None, *, grads=True, input_grad=False):
+        self.calls += 1
+        if self.calls > self._max_calls:
+            raise BudgetExceeded(f"model.loss was called more than {self._max_calls} times: stopped there")
+        X = np.asarray(X, dtype=np.float64)
+        x = X.reshape(len(X), -1)
+        W, b = self.params["W"], self.params["b"]
+        scores = x @ W + b
+        if y is None:
+            return scores
+        y = np.asarray(y)
+        loss, probs = _cross_entropy(scores, y)
+        if not grads and not input_grad:
+            return loss
+        dscores = probs
+        dscores[np.arange(len(y)), y] -= 1
+        dscores /= len(y)
+        out = {"W": x.T @ dscores, "b": dscores.sum(axis=0)}
+        if input_grad:
+            self.input_grad_calls += 1
+            return loss, out, (dscores @ W.T).reshape(X.shape)
+        return loss, out
+
+
+def _argument(a, spec):
+    """One argument of ``proc_structured_call`` from its spec (see there)."""
+    kind = spec["kind"]
+    if kind == "array":
+        return a[spec["name"]]
+    if kind == "value":
+        return spec["value"]
+    if kind == "dict":
+        return {k: a[f"{spec['prefix']}.{k}"] for k in spec["keys"]}
+    if kind == "params_model":
+        return ParamsModel({k: a[f"{spec['prefix']}.{k}"] for k in spec["keys"]})
+    if kind == "input_grad_model":
+        return InputGradModel(a[spec["W"]], a[spec["b"]], spec.get("max_calls", 4))
+    raise ValueError(f"unknown argument kind {kind!r}")
+
+
+def proc_structured_call(mod, a, p):
+    """``fn(*args)`` where every argument is an input array, a JSON value, a dict of input arrays or a
+    trusted model built from input arrays (``p["args"]``: ``{"kind": "array", "name"}``, ``{"kind": "value",
+    "value"}``, ``{"kind": "dict", "prefix", "keys"}`` (arrays ``prefix.key``), ``{"kind": "params_model",
+    "prefix", "keys"}`` (a ParamsModel of those arrays) or ``{"kind": "input_grad_model", "W", "b"}``).
+
+    ``p["outputs"]`` names the result (one name) or the items of a tuple of exactly that many; a dict
+    result is recorded with its keys. Also records ``aliased``: how many values of a dict result are
+    one of the input arrays themselves (a function that must return new arrays returned an input),
+    and for an input_grad_model argument ``input_grad_calls``.
+    """
+    args = [_argument(a, spec) for spec in p["args"]]
+    result = _fn(mod, p)(*args)
+    names = p["outputs"]
+    if len(names) == 1:
+        values = {names[0]: result}
+    elif isinstance(result, tuple) and len(result) == len(names):
+        values = dict(zip(names, result))
+    else:
+        raise TypeError(f"{p['fn']} must return a tuple of {len(names)} values ({', '.join(names)}), "
+                        f"got {type(result).__name__}")
+    rec, inputs = {}, [id(v) for v in a.values()]
+    aliased = 0
+    for name, value in values.items():
+        if isinstance(value, dict):
+            rec[name] = {str(k): snap(v) for k, v in value.items()}
+            aliased += sum(id(v) in inputs for v in value.values())
+        else:
+            rec[name] = snap(value)
+    rec["aliased"] = aliased
+    for arg in args:
+        if isinstance(arg, InputGradModel):
+            rec["input_grad_calls"] = arg.input_grad_calls
+    return rec
+
+
+PROCEDURES.update({
+    "structured_call": proc_structured_call,
+})
+
+
+# ---------------------------------------------------------------------------
 # The script
 # ---------------------------------------------------------------------------
 def _on_alarm(signum, frame):
