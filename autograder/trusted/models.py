@@ -31,10 +31,12 @@ _CONFIG_KEYS = {
     "FullyConnectedNet": {"hidden_dims", "input_dim", "num_classes", "dropout_keep_ratio", "reg",
                           "weight_scale", "dtype", "seed", "normalization"},
     "SoftmaxRegression": {"input_dim", "num_classes", "weight_scale", "reg"},
+    "ConvNet": {"input_dim", "num_filters", "filter_size", "hidden_dims", "num_classes", "pad", "weight_scale",
+                "reg", "dtype", "seed"},
 }
 #: The reference module of each class a saved model may hold.
 _CLASS_MODULES = {"TwoLayerNet": "classifiers.fc_net", "FullyConnectedNet": "classifiers.fc_net",
-                  "SoftmaxRegression": "classifiers.linear"}
+                  "SoftmaxRegression": "classifiers.linear", "ConvNet": "classifiers.cnn"}
 #: TwoLayerNet's accepted activations (nnkit.classifiers.fc_net.ACTIVATIONS).
 _ACTIVATIONS = ("relu", "sigmoid")
 
@@ -78,6 +80,9 @@ def _data(dataset, kind):
         return reference_module("data_utils").load_flat_dataset(dataset)
     if kind == "images":
         return reference_module("data_utils").load_dataset(dataset)
+    if kind == "gray":
+        # One-channel digits (N, 1, 32, 32): the reference's analysis.load_digits, what the notebooks train on.
+        return reference_module("analysis").load_digits(dataset)
     raise ValueError(f"unknown model inputs kind {kind!r} (images, flat or features)")
 
 
@@ -256,6 +261,8 @@ def _checked_config(name, cls, config, allowed, input_dim, num_classes):
     """The config as the reference may receive it, or ModelFileError (no allocation happens here)."""
     if cls not in allowed:
         raise ModelFileError(f"{name} holds a {str(cls)[:40]!r}; this check expects {' or '.join(allowed)}")
+    if cls == "ConvNet":
+        return _checked_conv_config(name, config, input_dim, num_classes)
     if not isinstance(config, dict) or not set(config) <= _CONFIG_KEYS[cls]:
         extra = sorted(set(config) - _CONFIG_KEYS[cls]) if isinstance(config, dict) else config
         raise ModelFileError(f"{name}: unexpected config entries {str(extra)[:200]}")
@@ -282,6 +289,68 @@ def _checked_config(name, cls, config, allowed, input_dim, num_classes):
                              f"{str(config.get('activation'))[:40]!r}")
     for key in ("weight_scale", "reg", "dropout_keep_ratio"):
         if key in config and (isinstance(config[key], bool) or not isinstance(config[key], (int, float))):
+            raise ModelFileError(f"{name}: config {key} must be a number")
+    return config
+
+
+#: A ConvNet's budgets (besides MAX_PARAMS), per image: the multiply-adds of its forward pass, the
+#: entries of one layer's activations and of one convolution's im2col matrix (what evaluating a
+#: batch of 500 images allocates), its blocks and its filter size. The reference LeNet-5 on 1 x 32 x 32
+#: digits takes 0.42 M multiply-adds, 4,704 activations and 19,600 im2col entries at most.
+MAX_CONV_MACS = 20_000_000
+MAX_CONV_ACTIVATIONS = 65_536
+MAX_CONV_BLOCKS = 4
+MAX_FILTER_SIZE = 11
+
+
+def _checked_conv_config(name, config, input_dim, num_classes):
+    """A ConvNet config within budgets (computed from the config alone, before anything is built)."""
+    if not isinstance(config, dict) or not set(config) <= _CONFIG_KEYS["ConvNet"]:
+        extra = sorted(set(config) - _CONFIG_KEYS["ConvNet"]) if isinstance(config, dict) else config
+        raise ModelFileError(f"{name}: unexpected config entries {str(extra)[:200]}")
+    config = dict(config)
+    shape = config.get("input_dim")
+    if not isinstance(shape, list) or len(shape) != 3:
+        raise ModelFileError(f"{name}: config input_dim must be [C, H, W]")
+    C, H, W = (_positive_int(v, "input_dim entry", 1 << 12) for v in shape)
+    if C * H * W != input_dim or config.get("num_classes") != num_classes:
+        raise ModelFileError(f"{name}: the model takes images {shape} and has num_classes="
+                             f"{str(config.get('num_classes'))[:20]}; the data here needs {input_dim} numbers per "
+                             f"image and {num_classes} classes")
+    filters, hidden = config.get("num_filters", [6, 16]), config.get("hidden_dims", [120, 84])
+    if not isinstance(filters, list) or not 1 <= len(filters) <= MAX_CONV_BLOCKS:
+        raise ModelFileError(f"{name}: num_filters must be a list of 1 to {MAX_CONV_BLOCKS} sizes")
+    if not isinstance(hidden, list) or len(hidden) > MAX_LAYERS:
+        raise ModelFileError(f"{name}: hidden_dims must be a list of at most {MAX_LAYERS} sizes")
+    filters = [_positive_int(f, "num_filters entry") for f in filters]
+    hidden = [_positive_int(h, "hidden_dims entry") for h in hidden]
+    k = _positive_int(config.get("filter_size", 5), "filter_size", MAX_FILTER_SIZE)
+    pad = config.get("pad", 0)
+    if isinstance(pad, bool) or not isinstance(pad, int) or not 0 <= pad < k:
+        raise ModelFileError(f"{name}: config pad must be an integer in [0, filter_size)")
+    count, macs, activations = 0, 0, C * H * W
+    for F in filters:  # conv k x k stride 1 - relu - 2 x 2 max pool stride 2 (cnn.ConvNet's blocks)
+        H, W = H + 2 * pad - k + 1, W + 2 * pad - k + 1
+        if H < 2 or W < 2:
+            raise ModelFileError(f"{name}: the images become too small for the filters and pools of this config")
+        count += F * C * k * k + F
+        macs += F * C * k * k * H * W
+        activations = max(activations, F * H * W, C * k * k * H * W)  # the layer's output, its im2col matrix
+        C, H, W = F, 1 + (H - 2) // 2, 1 + (W - 2) // 2
+    count += parameter_count(C * H * W, hidden, num_classes)
+    macs += parameter_count(C * H * W, hidden, num_classes)
+    if count > MAX_PARAMS or macs > MAX_CONV_MACS or activations > MAX_CONV_ACTIVATIONS:
+        raise ModelFileError(f"{name}: this ConvNet has {count} parameters, {macs} multiply-adds and up to "
+                             f"{activations} activations per image; at most {MAX_PARAMS}, {MAX_CONV_MACS} and "
+                             f"{MAX_CONV_ACTIVATIONS} are accepted (the reference LeNet-5: 61,706, 0.42 M, 19,600)")
+    if config.get("dtype", "float64") not in ("float32", "float64"):
+        raise ModelFileError(f"{name}: dtype must be float32 or float64")
+    seed = config.get("seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32):
+        raise ModelFileError(f"{name}: config seed must be None or an integer in [0, 2**32)")
+    for key in ("weight_scale", "reg"):
+        value = config.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
             raise ModelFileError(f"{name}: config {key} must be a number")
     return config
 
