@@ -921,11 +921,21 @@ def proc_minibatch_gd(mod, a, p):
 def proc_overfit(mod, a, p):
     """The package's own net (``cls(**kwargs)``) trained by its own loop (``fn``) on a small set with a
     constant rate: the trained params come back (the trusted side measures them) with the history's
-    training costs."""
+    training costs. Past ``n_updates + 2`` calls of the net's gradients it raises BudgetExceeded."""
     np.random.seed(p["np_seed"])
     net = getattr(mod(p["net_module"]), p["cls"])(**p["kwargs"])
     data = {"X_train": a["X"], "y_train": a["y"], "X_val": a["X"], "y_val": a["y"]}
     eta = p["eta"]
+    gradients, calls = net.gradients, [0]
+
+    def counted(X, y):  # the loop makes n_updates updates: one gradient per update, not forever
+        calls[0] += 1
+        if calls[0] > p["n_updates"] + 2:
+            raise BudgetExceeded(f"more than {p['n_updates']} updates: stopped there (the loop must stop after "
+                                 "n_updates updates)")
+        return gradients(X, y)
+
+    net.gradients = counted
     history = getattr(mod(p["module"]), p["fn"])(net, data, lambda t: eta, p["n_updates"],
                                                  batch_size=len(a["X"]), record_every=p["n_updates"],
                                                  seed=p["seed"])
