@@ -919,11 +919,12 @@ def proc_minibatch_gd(mod, a, p):
 
 
 def proc_overfit(mod, a, p):
-    """The package's own net (``cls(**kwargs)``) trained by its own loop (``fn``) on a small set with a
-    constant rate: the trained params come back (the trusted side measures them) with the history's
-    training costs. Past ``n_updates + 2`` calls of the net's gradients it raises BudgetExceeded."""
+    """The package's own net (``cls(**kwargs)`` of ``module``) trained by its own loop (``loop`` of
+    ``loop_module``) on a small set with a constant rate: the trained params come back (the trusted side
+    measures them) with the history's training costs. Past ``n_updates + 2`` calls of the net's
+    gradients it raises BudgetExceeded."""
     np.random.seed(p["np_seed"])
-    net = getattr(mod(p["net_module"]), p["cls"])(**p["kwargs"])
+    net = getattr(mod(p["module"]), p["cls"])(**p["kwargs"])
     data = {"X_train": a["X"], "y_train": a["y"], "X_val": a["X"], "y_val": a["y"]}
     eta = p["eta"]
     gradients, calls = net.gradients, [0]
@@ -936,7 +937,7 @@ def proc_overfit(mod, a, p):
         return gradients(X, y)
 
     net.gradients = counted
-    history = getattr(mod(p["module"]), p["fn"])(net, data, lambda t: eta, p["n_updates"],
+    history = getattr(mod(p["loop_module"]), p["loop"])(net, data, lambda t: eta, p["n_updates"],
                                                  batch_size=len(a["X"]), record_every=p["n_updates"],
                                                  seed=p["seed"])
     if not isinstance(net.params, dict):

@@ -425,9 +425,9 @@ def _overfit(P: Plan):
     X = P.randn(N, D)
     y = P.rng.integers(0, C, size=N)
     kw = dict(input_dim=D, hidden_dim=m, num_classes=C, lam=0.0, seed=int(P.rng.integers(0, 2**31 - 1)))
-    c = P.call("overfit", "overfit", dict(NET, net_module=NET["module"], kwargs=kw, module="cyclical",
-                                          fn="minibatch_gd", eta=0.2, n_updates=200, seed=int(P.rng.integers(0, 1000)),
-                                          np_seed=P.np_seed), timeout=20.0, X=X, y=y)
+    c = P.call("overfit", "overfit", dict(NET, kwargs=kw, loop_module="cyclical", loop="minibatch_gd", eta=0.2,
+                                          n_updates=200, seed=int(P.rng.integers(0, 1000)), np_seed=P.np_seed),
+               timeout=20.0, X=X, y=y)
 
     def check(ref, got):
         params = {}

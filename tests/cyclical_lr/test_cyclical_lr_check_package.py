@@ -97,8 +97,8 @@ def _graded_functions(call):
     if call.procedure == "model_methods":
         return {(module, f"{p['cls']}.{name}") for name, _, _ in p["methods"]}
     if call.procedure == "overfit":  # the student's own net trained by the student's own loop
-        net = f"nnkit/{p['net_module'].replace('.', '/')}.py"
-        return {(module, p["fn"]), (net, f"{p['cls']}.gradients"), (net, f"{p['cls']}.forward")}
+        loop = f"nnkit/{p['loop_module'].replace('.', '/')}.py"
+        return {(loop, p["loop"]), (module, f"{p['cls']}.gradients"), (module, f"{p['cls']}.forward")}
     return {(module, p["fn"])}
 
 
