@@ -97,7 +97,7 @@ def pca_project(X, k=2):
     """The first k principal components of the rows of X, and the rows projected onto them.
 
     Principal component analysis by the SVD: with ``Xc = X - mean(X, axis=0)`` (every column
-    centred) and ``Xc = U S Vt`` its thin SVD (``np.linalg.svd(Xc, full_matrices=False)``),
+    centred) and its thin SVD ``U, S, Vt = np.linalg.svd(Xc, full_matrices=False)``,
     the components are the first k rows of Vt (the directions of largest variance, in
     decreasing order), and each row's coordinates along them are ``Xc @ components.T``.
 
@@ -280,24 +280,27 @@ def shuffled_labels(y, seed=0):
     return np.random.RandomState(seed).permutation(np.asarray(y))
 
 
-def load_digits(name=None, *, num_training=None, num_validation=None, num_test=None, root=None):
+def load_digits(name=None, *, pool=1, num_training=None, num_validation=None, num_test=None, root=None):
     """Digits as one-channel images, from ``nnkit.data_utils.load_dataset``.
 
     The loader's CIFAR-shaped view repeats a digit's gray plane in its 3 channels (MNIST's
     28 x 28 digits padded to 32 x 32, LeNet-5's input size; the embedded 8 x 8 digits
     enlarged to it) and subtracts the training mean image. This keeps one channel and
-    divides by 255, so pixels lie in about [-1, 1].
+    divides by 255, so pixels lie in about [-1, 1]; with ``pool`` > 1 every pool x pool block
+    of pixels is averaged into one (smaller inputs for the fully-connected experiments).
 
     Parameters
     ----------
     name : "embedded" or "mnist"; None means ``data_utils.dataset_name()``
+    pool : int
+        1, 2, 4, 8, 16 or 32: images of 32 / pool x 32 / pool pixels.
     num_training, num_validation, num_test, root
         As for ``data_utils.load_dataset``.
 
     Returns
     -------
     data : dict
-        ``X_train`` (N_train, 1, 32, 32) float64, ``y_train`` (N_train,) int64, ``X_val``,
+        ``X_train`` (N_train, 1, 32 / pool, 32 / pool) float64, ``y_train`` (N_train,) int64, ``X_val``,
         ``y_val``, ``X_test``, ``y_test`` likewise; ``class_names``; ``name``.
     """
     from nnkit import data_utils
@@ -306,10 +309,17 @@ def load_digits(name=None, *, num_training=None, num_validation=None, num_test=N
     if name not in DIGIT_DATASETS:
         raise ValueError(f"load_digits reads the digits, {' or '.join(map(repr, DIGIT_DATASETS))}, not {name!r}: "
                          "choose one with DATASET in the notebook's first cell.")
+    if pool not in (1, 2, 4, 8, 16, 32):
+        raise ValueError(f"load_digits: pool must divide 32 (1, 2, 4, 8, 16 or 32), got {pool!r}.")
+    # float32 first (MNIST's 3-channel view is 1.4 GB in float64), one channel in float64 after.
     raw = data_utils.load_dataset(name, num_training=num_training, num_validation=num_validation,
-                                  num_test=num_test, root=root)
+                                  num_test=num_test, dtype=np.float32, root=root)
     data = {"class_names": raw["class_names"], "name": name}
     for split in ("train", "val", "test"):
-        data[f"X_{split}"] = np.ascontiguousarray(raw[f"X_{split}"][:, :1]) / 255.0
+        gray = raw[f"X_{split}"][:, :1].astype(np.float64) / 255.0
+        if pool > 1:
+            side = 32 // pool
+            gray = gray.reshape(len(gray), 1, side, pool, side, pool).mean(axis=(3, 5))
+        data[f"X_{split}"] = np.ascontiguousarray(gray)
         data[f"y_{split}"] = raw[f"y_{split}"]
     return data

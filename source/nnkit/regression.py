@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from nnkit import analysis, optim
 from nnkit.layers import affine_backward, affine_forward, relu_backward, relu_forward
 
 __all__ = ["mse_loss", "RegressionNet", "fit", "FitHistory", "target_function", "widths_for_budget",
@@ -95,10 +96,14 @@ class RegressionNet:
     output_dim : int
         K, the size of one prediction.
     weight_scale : float or None
-        Standard deviation of the initial weights; None: ``sqrt(2 / d_in)`` per layer (He).
+        None (the default) draws every layer's weights AND biases uniformly from
+        ``[-1/sqrt(d_in), 1/sqrt(d_in)]``, as PyTorch's ``nn.Linear`` does: with one input, the
+        random first-layer biases spread the ReLUs' kinks over the inputs (with zero biases
+        every kink would sit at x = 0 and the net start out piecewise linear in two pieces).
+        A float: weights ``weight_scale * randn``, biases as with None.
     seed : int or None
-        None draws the weights from numpy's global generator, an int from
-        ``np.random.RandomState(seed)``; layer by layer, W1 first. Biases start at zero.
+        None draws from numpy's global generator, an int from
+        ``np.random.RandomState(seed)``; layer by layer, W1 then b1 first.
 
     Attributes
     ----------
@@ -121,9 +126,12 @@ class RegressionNet:
         self.params = {}
         for i in range(1, self.num_layers + 1):
             d_in, d_out = sizes[i - 1], sizes[i]
-            std = math.sqrt(2.0 / d_in) if self.weight_scale is None else self.weight_scale
-            self.params[f"W{i}"] = std * rng.randn(d_in, d_out)
-            self.params[f"b{i}"] = np.zeros(d_out)
+            bound = 1.0 / math.sqrt(d_in)
+            if self.weight_scale is None:
+                self.params[f"W{i}"] = rng.uniform(-bound, bound, size=(d_in, d_out))
+            else:
+                self.params[f"W{i}"] = self.weight_scale * rng.randn(d_in, d_out)
+            self.params[f"b{i}"] = rng.uniform(-bound, bound, size=d_out)
 
     def get_config(self):
         """Constructor arguments as a JSON-able dict."""
@@ -156,13 +164,15 @@ class RegressionNet:
             raise ValueError(f"RegressionNet.loss: X has {X.shape[1]} numbers per example, the net takes "
                              f"input_dim = {self.input_dim}.")
         L = self.num_layers
+        p = self.params
+        layers = [(p[f"W{k + 1}"], p[f"b{k + 1}"]) for k in range(L)]  # (W, b) of every affine layer
         layer_caches = []
         h = X
-        for i in range(1, L):
-            z, affine_cache = affine_forward(h, self.params[f"W{i}"], self.params[f"b{i}"])
+        for W, b in layers[:-1]:
+            z, affine_cache = affine_forward(h, W, b)
             h, relu_cache = relu_forward(z)
             layer_caches.append((affine_cache, relu_cache))
-        pred, last_cache = affine_forward(h, self.params[f"W{L}"], self.params[f"b{L}"])
+        pred, last_cache = affine_forward(h, *layers[-1])
         if y is None:
             return pred
         target = np.asarray(y, dtype=np.float64).reshape(pred.shape)
@@ -171,7 +181,7 @@ class RegressionNet:
             return float(loss)
         out = {}
         upstream, out[f"W{L}"], out[f"b{L}"] = affine_backward(dpred, last_cache)
-        for i in range(L - 1, 0, -1):
+        for i in reversed(range(1, L)):
             affine_cache, relu_cache = layer_caches[i - 1]
             upstream, out[f"W{i}"], out[f"b{i}"] = affine_backward(relu_backward(upstream, relu_cache), affine_cache)
         return float(loss), out
@@ -221,15 +231,12 @@ def fit(model, X, y, *, num_epochs=1000, batch_size=None, learning_rate=1e-3, se
     -------
     history : FitHistory
     """
-    from nnkit import analysis, optim  # here: analysis uses this module's loss in its docs
-
     X, y = np.asarray(X), np.asarray(y)
     N = len(X)
     B = N if batch_size is None else int(batch_size)
     rng = np.random.RandomState(seed)
     configs = {p: {"learning_rate": learning_rate} for p in model.params}
     history = FitHistory()
-    history.loss.append(float(model.loss(X, y, grads=False)))
     if record_every:
         history.snapshots.append(analysis.flatten_params(model.params).copy())
         history.snapshot_epochs.append(0)
@@ -238,10 +245,15 @@ def fit(model, X, y, *, num_epochs=1000, batch_size=None, learning_rate=1e-3, se
         for start in range(0, N, B):
             rows = order[start:start + B]
             loss, grads = model.loss(X[rows], y[rows])
+            if B == N:  # the whole set: this step's loss is the loss before the epoch
+                history.loss.append(float(loss))
+            elif epoch == 1 and start == 0:
+                history.loss.append(float(model.loss(X, y, grads=False)))
             history.grad_norm.append(float(analysis.grad_norm(grads)))
             for p in model.params:
                 model.params[p], configs[p] = optim.adam(model.params[p], grads[p], configs[p])
-        history.loss.append(float(model.loss(X, y, grads=False)))
+        if B < N or epoch == num_epochs:
+            history.loss.append(float(model.loss(X, y, grads=False)))
         if record_every and epoch % record_every == 0:
             history.snapshots.append(analysis.flatten_params(model.params).copy())
             history.snapshot_epochs.append(epoch)

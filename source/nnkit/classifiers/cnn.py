@@ -221,11 +221,11 @@ class ConvNet:
         # self.reg * W added to each weight's.
         ### BEGIN SOLUTION
         upstream, dW, db = affine_backward(dscores, caches[L - 1])
-        grads[f"W{L}"], grads[f"b{L}"] = dW, db
+        grads.update({f"W{L}": dW, f"b{L}": db})
         for i in range(L - 1, 0, -1):
             backward = conv_relu_pool_backward if i <= n_conv else affine_relu_backward
             upstream, dW, db = backward(upstream, caches[i - 1])
-            grads[f"W{i}"], grads[f"b{i}"] = dW, db
+            grads.update({f"W{i}": dW, f"b{i}": db})
         if self.reg:
             for i in range(1, L + 1):
                 grads[f"W{i}"] = grads[f"W{i}"] + self.reg * self.params[f"W{i}"]
