@@ -290,10 +290,11 @@ def minibatch_gd(net, data, lr_schedule, n_updates, batch_size=100, record_every
         raise ValueError("minibatch_gd: lr_schedule must be a function t -> learning rate.")
     rng = np.random.RandomState(seed)
     history = History()
-    # TODO: Record step 0; then, epoch by epoch, one update per batch of epoch_batches(len(X),
-    # batch_size, rng) with the rate lr_schedule(t) (append it to history.learning_rates), a
-    # record whenever t (the updates done) is a multiple of record_every, and a stop (with a
-    # last record, if not recorded yet) after n_updates updates.
+    # TODO: Call record(history, net, data, 0); then, epoch by epoch, one update per batch of
+    # epoch_batches(len(X), batch_size, rng) with the rate lr_schedule(t) (append it to
+    # history.learning_rates), record(history, net, data, t) whenever t (the updates done) is a
+    # multiple of record_every, and a stop (with a last record, if not made yet) after n_updates
+    # updates.
     raise NotImplementedError("minibatch_gd: not implemented yet, see the TODO above")
     return history
 
