@@ -113,6 +113,10 @@ def _payload(a, settings, job: dict) -> str:
                        "ingest": job["ingest"], "files": files})
 
 
+#: How long `grade --scheduler` tries to reach the scheduler before it says it cannot.
+SCHEDULER_CONNECT_SECONDS = 30
+
+
 def run_on_cluster(scheduler: str, a, template, settings, jobs, release_key: str):
     """Yield `(job, result)` as the cluster finishes submissions (results as `grade` expects them)."""
     from distributed import Client, wait
@@ -121,7 +125,7 @@ def run_on_cluster(scheduler: str, a, template, settings, jobs, release_key: str
     from .coordinator import GradeRunError
 
     try:
-        client = Client(scheduler, timeout=30)
+        client = Client(scheduler, timeout=SCHEDULER_CONNECT_SECONDS)
     except OSError as exc:
         raise GradeRunError(f"--scheduler {scheduler}: cannot reach the Dask scheduler ({exc}); start it with "
                             "`dask scheduler` and give its address (tcp://HOST:8786)") from None
