@@ -1,0 +1,1 @@
+"""Models: fully-connected nets (``fc_net``) and linear classifiers (``linear``)."""
