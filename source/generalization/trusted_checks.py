@@ -215,12 +215,16 @@ def _conv(P: Plan):
     for tag, stride, pad, (HH, WW) in cases:
         N, Ch, F = P.dims(2, 3, 1)[0], P.dims(1, 3, 1)[0], P.dims(2, 4, 1)[0]
         H, W = P.dims(5, 8, 2)
-        c = P.call(f"conv.{tag}", "forward_backward",
+        arrays = dict(x=P.randn(N, Ch, H, W), w=P.randn(F, Ch, HH, WW), b=P.randn(F))
+        kwargs = {"conv_param": {"stride": stride, "pad": pad}}
+        # The forward pass alone (a bug of the backward pass costs nothing here), then both.
+        f = P.call(f"conv.{tag}", "forward", dict(C, fn="conv_forward_naive", args=["x", "w", "b"], kwargs=kwargs),
+                   **arrays)
+        c = P.call(f"conv.{tag}.backward", "forward_backward",
                    dict(C, fn="conv_forward_naive", backward="conv_backward_naive", args=["x", "w", "b"], n_grads=3,
-                        kwargs={"conv_param": {"stride": stride, "pad": pad}}),
-                   x=P.randn(N, Ch, H, W), w=P.randn(F, Ch, HH, WW), b=P.randn(F),
-                   dout=P.randn(N, F, 1 + (H + 2 * pad - HH) // stride, 1 + (W + 2 * pad - WW) // stride))
-        P.check(f"conv_forward.{tag}", "test_conv_forward", c,
+                        kwargs=kwargs),
+                   dout=P.randn(N, F, 1 + (H + 2 * pad - HH) // stride, 1 + (W + 2 * pad - WW) // stride), **arrays)
+        P.check(f"conv_forward.{tag}", "test_conv_forward", f,
                 same_array("out", tol=1e-9, hint="out[n, f, i, j] = b[f] + sum(window * w[f]), the window of the PADDED "
                            "xp starting at row i * stride, column j * stride, HH x WW, over every channel",
                            shape_hint="(N, F, 1 + (H + 2 pad - HH) // stride, 1 + (W + 2 pad - WW) // stride)"),
@@ -238,11 +242,12 @@ def _conv(P: Plan):
         N, Ch = P.dims(2, 3, 1)[0], P.dims(1, 3, 1)[0]
         H, W = P.dims(5, 8, 2)
         out_shape = (N, Ch, 1 + (H - ph) // stride, 1 + (W - pw) // stride)
-        c = P.call(f"pool.{tag}", "forward_backward",
+        x, kwargs = P.randn(N, Ch, H, W), {"pool_param": {"pool_height": ph, "pool_width": pw, "stride": stride}}
+        f = P.call(f"pool.{tag}", "forward", dict(C, fn="max_pool_forward_naive", args=["x"], kwargs=kwargs), x=x)
+        c = P.call(f"pool.{tag}.backward", "forward_backward",
                    dict(C, fn="max_pool_forward_naive", backward="max_pool_backward_naive", args=["x"], n_grads=1,
-                        kwargs={"pool_param": {"pool_height": ph, "pool_width": pw, "stride": stride}}),
-                   x=P.randn(N, Ch, H, W), dout=P.randn(*out_shape))
-        P.check(f"max_pool_forward.{tag}", "test_pool_forward", c,
+                        kwargs=kwargs), x=x, dout=P.randn(*out_shape))
+        P.check(f"max_pool_forward.{tag}", "test_pool_forward", f,
                 same_array("out", tol=1e-12, hint="the largest value of each pool_height x pool_width window, "
                            "windows starting every stride rows and columns",
                            shape_hint="(N, C, 1 + (H - pool_height) // stride, 1 + (W - pool_width) // stride)"),

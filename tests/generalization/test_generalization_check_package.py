@@ -100,7 +100,7 @@ def test_students_get_different_inputs_and_no_expected_values():
     a = {c.id: c for c in SPEC.build_plan(1)[0]}
     b = {c.id: c for c in SPEC.build_plan(2)[0]}
     assert a.keys() == b.keys()
-    for call_id, name in (("mse.wide", "pred"), ("conv.plain", "x"), ("pca.tall", "X"), ("cnn.two_blocks_reg", "X")):
+    for call_id, name in (("mse.wide", "pred"), ("conv.plain.backward", "x"), ("pca.tall", "X"), ("cnn.two_blocks_reg", "X")):
         x, z = a[call_id].arrays[name], b[call_id].arrays[name]
         assert x.shape != z.shape or not np.array_equal(x, z), call_id
     for c in SPEC.build_plan(SEED)[0]:
