@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ast
 import difflib
-import json
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
