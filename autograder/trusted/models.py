@@ -365,7 +365,7 @@ def load_saved_model(path, allowed, input_dim, num_classes):
 
     Returns
     -------
-    model : reference TwoLayerNet, FullyConnectedNet or SoftmaxRegression with the saved params
+    model : reference TwoLayerNet, FullyConnectedNet, SoftmaxRegression or ConvNet with the saved params
     """
     path = Path(path)
     name = path.name
