@@ -34,8 +34,9 @@ class ModelCheck:
 
     grade_id : the grade cell whose points it earns.
     classes : the nnkit model classes the file may hold (anything else scores 0).
-    inputs : ``"images"`` (``data_utils.load_dataset``), ``"flat"`` (``data_utils.load_flat_dataset``)
-        or ``"features"`` (``features.load_feature_dataset``).
+    inputs : ``"images"`` (``data_utils.load_dataset``), ``"flat"`` (``data_utils.load_flat_dataset``),
+        ``"gray"`` (``analysis.load_digits``: 1x32x32 digits) or ``"features"``
+        (``features.load_feature_dataset``).
     thresholds : (threshold key of the manifest's ``[thresholds.<dataset>]``, split) pairs.
     """
 
