@@ -15,7 +15,7 @@ from math import ceil, sqrt
 import numpy as np
 
 __all__ = ["visualize_grid", "plot_curves", "show_net_weights", "plot_image_grid",
-           "use_notebook_progress_bars"]
+           "use_notebook_progress_bars", "plot_lines", "plot_fits", "plot_pca_paths", "plot_loss_and_accuracy"]
 
 
 def visualize_grid(Xs, ubound=255.0, padding=1):
@@ -281,3 +281,166 @@ def use_notebook_progress_bars():
     except ImportError:
         pass
     return True
+
+
+# ---------------------------------------------------------------------------
+# Curves of the generalisation experiments
+# ---------------------------------------------------------------------------
+def plot_lines(x, series, *, xlabel="", ylabel="", title=None, logx=False, logy=False, marker=None, ax=None):
+    """Several curves against the same x (or each against its own).
+
+    Parameters
+    ----------
+    x : sequence of float, (T,), or dict label -> (T_label,)
+        The abscissae, shared or one per curve.
+    series : dict label -> sequence of float, (T,) or (T_label,)
+        One curve per entry, labelled in the legend.
+    xlabel, ylabel, title : str
+    logx, logy : bool
+        Logarithmic axes.
+    marker : str or None
+        A matplotlib marker for every point (e.g. "o" for a sweep).
+    ax : matplotlib Axes or None
+        Where to draw; a new figure when None.
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+    """
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(7, 4))
+    else:
+        fig = ax.figure
+    for label, y in series.items():
+        xs = x[label] if isinstance(x, dict) else x
+        ax.plot(np.asarray(xs, dtype=float), np.asarray(y, dtype=float), marker=marker, label=str(label))
+    ax.set(xlabel=xlabel, ylabel=ylabel)
+    if title:
+        ax.set_title(title)
+    if logx:
+        ax.set_xscale("log")
+    if logy:
+        ax.set_yscale("log")
+    if len(series) > 1:
+        ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def plot_fits(x, target, predictions, *, title="Fitted functions", ax=None):
+    """A target function and the predictions of several models.
+
+    Parameters
+    ----------
+    x : array, (N,) or (N, 1)
+        The inputs, in increasing order.
+    target : array, (N,) or (N, 1)
+        The true values, drawn as a thick gray curve.
+    predictions : dict label -> array, (N,) or (N, 1)
+    title : str
+    ax : matplotlib Axes or None
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+    """
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(7, 4))
+    else:
+        fig = ax.figure
+    x = np.asarray(x, dtype=float).ravel()
+    ax.plot(x, np.asarray(target, dtype=float).ravel(), color="0.7", lw=4, label="target")
+    for label, pred in predictions.items():
+        ax.plot(x, np.asarray(pred, dtype=float).ravel(), label=str(label))
+    ax.set(xlabel="x", ylabel="y", title=title)
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def plot_pca_paths(Z, runs, labels=None, *, title="Training paths, first two principal components", ax=None):
+    """Points in 2-D joined in order within each run: the paths of several trainings.
+
+    Parameters
+    ----------
+    Z : array, (M, 2)
+        The points (e.g. ``analysis.pca_project(snapshots, 2)[0]``).
+    runs : array of int, (M,)
+        The run of every point; each run's points are joined in the order they come.
+    labels : sequence of str or None
+        Text written next to every point (e.g. its epoch); None writes nothing.
+    title : str
+    ax : matplotlib Axes or None
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+        A circle marks where each run starts, a cross where it ends.
+    """
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(6, 5))
+    else:
+        fig = ax.figure
+    Z = np.asarray(Z, dtype=float)
+    runs = np.asarray(runs)
+    if Z.ndim != 2 or Z.shape[1] != 2 or len(runs) != len(Z):
+        raise ValueError(f"plot_pca_paths: Z must be (M, 2) and runs (M,); got {Z.shape} and {runs.shape}.")
+    for r in dict.fromkeys(runs.tolist()):
+        rows = np.flatnonzero(runs == r)
+        line, = ax.plot(Z[rows, 0], Z[rows, 1], ".-", label=f"run {r}")
+        ax.plot(Z[rows[0], 0], Z[rows[0], 1], "o", color=line.get_color())
+        ax.plot(Z[rows[-1], 0], Z[rows[-1], 1], "x", color=line.get_color(), ms=10)
+        if labels is not None:
+            for i in rows:
+                ax.annotate(str(labels[i]), Z[i], fontsize=7, color=line.get_color())
+    ax.set(xlabel="component 1", ylabel="component 2", title=title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_loss_and_accuracy(x, record, *, splits=("train", "test"), xlabel="", title=None, logx=False):
+    """The loss (left axis, logarithmic) and the accuracy (right axis) of several splits against x.
+
+    Parameters
+    ----------
+    x : sequence of float, (T,)
+    record : dict
+        ``<split>_loss`` and ``<split>_acc`` of every split: sequences of T floats (what
+        ``analysis.record_training`` returns, or a sweep's results in the same form).
+    splits : sequence of str
+    xlabel, title : str
+    logx : bool
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+        Losses solid, accuracies dashed, one colour per split.
+    """
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    right = ax.twinx()
+    x = np.asarray(x, dtype=float)
+    for k, s in enumerate(splits):
+        color = f"C{k}"
+        ax.plot(x, np.asarray(record[f"{s}_loss"], dtype=float), "-", color=color, label=f"{s} loss")
+        right.plot(x, np.asarray(record[f"{s}_acc"], dtype=float), "--", color=color, label=f"{s} accuracy")
+    ax.set_yscale("log")
+    ax.set(xlabel=xlabel, ylabel="loss (solid)")
+    right.set(ylabel="accuracy (dashed)", ylim=(0, 1.02))
+    if logx:
+        ax.set_xscale("log")
+    if title:
+        ax.set_title(title)
+    lines = ax.get_legend_handles_labels()
+    more = right.get_legend_handles_labels()
+    ax.legend(lines[0] + more[0], lines[1] + more[1], fontsize=8, loc="center right")
+    fig.tight_layout()
+    return fig

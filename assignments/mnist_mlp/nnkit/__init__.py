@@ -12,7 +12,12 @@ checks carry over:
 - ``tuning``: grid, random and coarse-to-fine hyperparameter search
 - ``gradient_check``: numeric gradients and ``rel_error``
 - ``features``: HOG and colour-histogram image features
-- ``data_utils``: CIFAR-10, MNIST and the embedded dataset
+- ``data_utils``: CIFAR-10, MNIST and the embedded dataset (image and flat 784-d views)
+- ``training``: YAML-config training (configs, epoch batches, train, grid search)
+- ``classifiers.kth_net``, ``cyclical``: KTH's two-layer net, cyclical-rate training, the lambda search
+- ``conv_layers``, ``classifiers.cnn``: convolution and max-pool layers, a LeNet-style ConvNet
+- ``regression``, ``analysis``: MSE fitting; parameter counts, PCA of training paths,
+  interpolation between models, sensitivity to the input
 - ``vis_utils``: weight grids and training curves
 
 Submodules are imported on use (``from nnkit.layers import affine_forward``),
