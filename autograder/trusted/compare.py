@@ -238,3 +238,38 @@ def any_of(*verifiers, explain=""):
             return None
         return problems[0] + (f" ({explain})" if explain else "")
     return verify
+
+
+# ---------------------------------------------------------------------------
+# Verifiers written against a definition: a property function raises Fail(message)
+# ---------------------------------------------------------------------------
+class Fail(Exception):
+    """Raised inside a property verifier with the message for the student."""
+
+
+def property_verifier(fn):
+    """A verifier from ``fn(ref, got)`` that raises ``Fail(message)`` when the property does not hold."""
+    def verify(ref, got):
+        try:
+            fn(ref, got)
+        except Fail as exc:
+            return str(exc)
+        return None
+    return verify
+
+
+def received_array(got, name, what=""):
+    """The array received for ``name``, or Fail with why it is not acceptable."""
+    array, problem = received(got, name)
+    if problem:
+        raise Fail(f"{what}{problem}")
+    return array
+
+
+def received_number(got, name, what=""):
+    array, problem = received(got, name, want_scalar=True)
+    if problem:
+        raise Fail(f"{what}{problem}")
+    if array.dtype.kind not in "iuf":
+        raise Fail(f"{what}`{name}` must be a number, got dtype {array.dtype}")
+    return float(array)

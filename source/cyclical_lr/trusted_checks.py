@@ -36,10 +36,12 @@ from __future__ import annotations
 import numpy as np
 
 from autograder.trusted.compare import (
-    all_of,
+    Fail,
     any_of,
     dict_arrays,
-    received,
+    property_verifier,
+    received_array,
+    received_number,
     same_array,
     same_keys,
     same_scalar,
@@ -66,41 +68,10 @@ CY = {"module": "cyclical"}
 # ---------------------------------------------------------------------------
 # Helpers for verifiers written against a definition
 # ---------------------------------------------------------------------------
-class _Fail(Exception):
-    """Raised inside a property verifier with the message for the student."""
-
-
-def _property(fn):
-    """A verifier from ``fn(ref, got)`` that raises ``_Fail(message)`` when the property does not hold."""
-    def verify(ref, got):
-        try:
-            fn(ref, got)
-        except _Fail as exc:
-            return str(exc)
-        return None
-    return verify
-
-
-def _array(got, name, what=""):
-    array, problem = received(got, name)
-    if problem:
-        raise _Fail(f"{what}{problem}")
-    return array
-
-
-def _number(got, name, what=""):
-    array, problem = received(got, name, want_scalar=True)
-    if problem:
-        raise _Fail(f"{what}{problem}")
-    if array.dtype.kind not in "iuf":
-        raise _Fail(f"{what}`{name}` must be a number, got dtype {array.dtype}")
-    return float(array)
-
-
 def _floats(got, name, what=""):
-    array = _array(got, name, what)
+    array = received_array(got, name, what)
     if array.dtype.kind not in "iuf":
-        raise _Fail(f"{what}`{name}` must hold numbers, got dtype {array.dtype}")
+        raise Fail(f"{what}`{name}` must hold numbers, got dtype {array.dtype}")
     return array.astype(np.float64)
 
 
@@ -169,7 +140,7 @@ def _init_stats(D, m):
         problem = same_keys("params", hint="name the parameters W1, b1, W2, b2")(ref, got) \
             or dict_arrays("params", shapes_only=True)(ref, got)
         if problem:
-            raise _Fail(problem)
+            raise Fail(problem)
         for key, d in (("W1", D), ("W2", m)):
             g = got.arrays[f"params.{key}"]
             std, mean, n = float(np.std(g)), float(np.mean(g)), g.size
@@ -177,7 +148,7 @@ def _init_stats(D, m):
             # Five standard errors of the sample std and mean of n normal draws: a correct init fails
             # about once in a million; 1/d, sqrt(2/d) or another layer's scale never passes.
             if abs(std / want - 1) > 5 / np.sqrt(2 * n) or abs(mean) > 5 / np.sqrt(n) * want:
-                raise _Fail(f"`params.{key}` has mean {mean:.3g} and std {std:.4g}; expected mean 0 and std "
+                raise Fail(f"`params.{key}` has mean {mean:.3g} and std {std:.4g}; expected mean 0 and std "
                             f"1/sqrt({d}) = {want:.4g}, {d} the number of inputs of this layer. Likely cause: "
                             + ("the same scale for both layers (W2's inputs are the m hidden units), "
                                if key == "W2" else "")
@@ -185,8 +156,8 @@ def _init_stats(D, m):
         for key in ("b1", "b2"):
             g = got.arrays[f"params.{key}"]
             if np.any(g != 0):
-                raise _Fail(f"`params.{key}` must start at exactly 0, got max |b| = {np.max(np.abs(g)):.3g}")
-    return _property(check)
+                raise Fail(f"`params.{key}` must start at exactly 0, got max |b| = {np.max(np.abs(g)):.3g}")
+    return property_verifier(check)
 
 
 def _kth_init(P: Plan):
@@ -314,7 +285,7 @@ def _record(P: Plan):
                 values = _floats(got, f"history.{name}", "record: ")
                 want = np.asarray(expected[name], dtype=np.float64)
                 if values.shape != want.shape:
-                    raise _Fail(f"after {k} calls of record, history.{name} holds {len(values)} values, expected {k} "
+                    raise Fail(f"after {k} calls of record, history.{name} holds {len(values)} values, expected {k} "
                                 f"(one per call: append, do not replace)")
                 if not np.allclose(values, want, rtol=1e-9, atol=1e-12):
                     swapped = {"train_cost": "train_loss", "train_loss": "train_cost", "val_cost": "val_loss",
@@ -324,8 +295,8 @@ def _record(P: Plan):
                         why = "cost and loss are swapped: net.cost returns (J, L), J the cost with the penalty"
                     elif name.startswith("val") and np.allclose(values, expected["train" + name[3:]], rtol=1e-9):
                         why = "these are the training set's numbers: measure data['X_val'], data['y_val']"
-                    raise _Fail(f"history.{name} is {_show(values)}, expected {_show(want)}. Likely cause: {why}")
-        return _property(check)
+                    raise Fail(f"history.{name} is {_show(values)}, expected {_show(want)}. Likely cause: {why}")
+        return property_verifier(check)
 
     P.check("record.steps", grade, c, lists(["steps"]), weight=0.5)
     P.check("record.cost_and_loss", grade, c, lists(["train_cost", "train_loss", "val_cost", "val_loss"]),
@@ -367,7 +338,7 @@ def _minibatch_gd(P: Plan):
     def updates(ref, got):
         before = _floats(got, "before")
         if len(before) != T:
-            raise _Fail(f"minibatch_gd(n_updates={T}) made {len(before)} updates (net.gradients calls); expected "
+            raise Fail(f"minibatch_gd(n_updates={T}) made {len(before)} updates (net.gradients calls); expected "
                         f"exactly {T}: stop after n_updates updates, even in the middle of an epoch")
         w = _floats(got, "w")
         applied = -np.diff(np.concatenate([before, w.reshape(-1)[:1]]))
@@ -377,7 +348,7 @@ def _minibatch_gd(P: Plan):
                 hint = "update t used lr_schedule(t + 1): count t from 0 and increase it after the update"
             elif np.allclose(applied, rates[0], rtol=1e-9):
                 hint = "every update used lr_schedule(0): pass the update count t, increased after every update"
-            raise _Fail(f"the net (whose gradient is 1) moved by {_show(applied)} at its updates; with the rates "
+            raise Fail(f"the net (whose gradient is 1) moved by {_show(applied)} at its updates; with the rates "
                         f"lr_schedule(t) = {eta0:.4g} + {eta_step:.4g} t it must move by {_show(rates)}. Likely "
                         f"cause: {hint}; every parameter W becomes W - eta * dJ/dW")
 
@@ -387,37 +358,37 @@ def _minibatch_gd(P: Plan):
         want_sizes = [len(b) for b in batches]
         want = np.concatenate(batches)
         if sizes.tolist() != want_sizes or not np.array_equal(labels, want):
-            raise _Fail(f"the updates trained on batches of sizes {sizes.tolist()[:12]} holding the examples "
+            raise Fail(f"the updates trained on batches of sizes {sizes.tolist()[:12]} holding the examples "
                         f"{_show(labels, 12, 0)}; expected the batches of epoch_batches(N, batch_size, rng) epoch "
                         f"after epoch, from rng = np.random.RandomState(seed) (the first: {_show(want, 12, 0)}, sizes "
                         f"{want_sizes[:12]}). Likely cause: one order for every epoch (call epoch_batches once per "
                         "epoch), a new RandomState per epoch, or X and y not indexed with the batch")
-        if _number(got, "mismatched") > 0:
-            raise _Fail("X_batch and y_batch were taken with different indices: use X[batch] and y[batch]")
+        if received_number(got, "mismatched") > 0:
+            raise Fail("X_batch and y_batch were taken with different indices: use X[batch] and y[batch]")
 
     def records(ref, got):
         t = _floats(got, "records.t")
         w = _floats(got, "records.w")
         want_t = sorted(set(record_steps))
         if t.tolist() != [float(v) for v in want_t]:
-            raise _Fail(f"record was called at the steps {_show(t, 12, 0)}; expected {want_t[:12]} (record_every = "
+            raise Fail(f"record was called at the steps {_show(t, 12, 0)}; expected {want_t[:12]} (record_every = "
                         f"{r}, n_updates = {T}): before the first update (t = 0), after every record_every-th update "
                         "(t a multiple of record_every) and after the last one")
         if not np.allclose(w, states[np.asarray(want_t)], rtol=1e-9, atol=1e-12):
-            raise _Fail(f"record(history, net, data, t) was called with the net in another state than after t "
+            raise Fail(f"record(history, net, data, t) was called with the net in another state than after t "
                         f"updates (w = {_show(w)}, expected {_show(states[np.asarray(want_t)])}): record after the "
                         "update, with t the number of updates done")
 
     def learning_rates(ref, got):
         lrs = _floats(got, "learning_rates", "history.learning_rates: ")
         if lrs.shape != rates.shape or not np.allclose(lrs, rates, rtol=1e-9, atol=1e-12):
-            raise _Fail(f"history.learning_rates is {_show(lrs)} ({len(lrs)} values); expected the rate of every "
+            raise Fail(f"history.learning_rates is {_show(lrs)} ({len(lrs)} values); expected the rate of every "
                         f"update, {_show(rates)} ({T} values)")
 
-    P.check("minibatch_gd.updates_and_rates", grade, c, _property(updates), weight=2)
-    P.check("minibatch_gd.batches", grade, c, _property(batches_check), weight=1.5)
-    P.check("minibatch_gd.records", grade, c, _property(records), weight=1.5)
-    P.check("minibatch_gd.learning_rates", grade, c, _property(learning_rates), weight=0.5)
+    P.check("minibatch_gd.updates_and_rates", grade, c, property_verifier(updates), weight=2)
+    P.check("minibatch_gd.batches", grade, c, property_verifier(batches_check), weight=1.5)
+    P.check("minibatch_gd.records", grade, c, property_verifier(records), weight=1.5)
+    P.check("minibatch_gd.learning_rates", grade, c, property_verifier(learning_rates), weight=0.5)
 
 
 def _overfit(P: Plan):
@@ -434,17 +405,17 @@ def _overfit(P: Plan):
         for k, shape in (("W1", (D, m)), ("b1", (m,)), ("W2", (m, C)), ("b2", (C,))):
             a = _floats(got, f"params.{k}", "the trained net: ")
             if a.shape != shape or not np.all(np.isfinite(a)):
-                raise _Fail(f"the trained net's {k} has shape {a.shape} (expected {shape}) or holds nan/inf")
+                raise Fail(f"the trained net's {k} has shape {a.shape} (expected {shape}) or holds nan/inf")
             params[k] = a
         H = np.maximum(X @ params["W1"] + params["b1"], 0)
         probs = _softmax_rows(H @ params["W2"] + params["b2"])
         acc = float(np.mean(np.argmax(probs, axis=1) == y))
         loss = float(np.mean(-np.log(np.maximum(probs[np.arange(N), y], 1e-300))))
         if acc < 0.95:
-            raise _Fail(f"{N} random examples trained on for 200 updates (lam = 0, rate 0.2, one batch of all) must be "
+            raise Fail(f"{N} random examples trained on for 200 updates (lam = 0, rate 0.2, one batch of all) must be "
                         f"learnt by heart; the trained net gets {acc:.0%} of them right (loss {loss:.3f}). If the "
                         "checks of the gradients pass, look at minibatch_gd's update (W - eta * dJ/dW, every parameter)")
-    P.check("overfit.memorises", "test_overfit", c, _property(check))
+    P.check("overfit.memorises", "test_overfit", c, property_verifier(check))
 
 
 # ---------------------------------------------------------------------------
@@ -487,12 +458,12 @@ def _sample_lambdas(P: Plan):
     def log_uniform(ref, got):
         lams = _floats(got, "lams")
         if lams.shape != (n,):
-            raise _Fail(f"sample_lambdas(n={n}) returned shape {lams.shape}, expected ({n},)")
+            raise Fail(f"sample_lambdas(n={n}) returned shape {lams.shape}, expected ({n},)")
         if np.any(~np.isfinite(lams)) or np.any(lams <= 0):
-            raise _Fail("every lam must be a positive number")
+            raise Fail("every lam must be a positive number")
         lo, hi = 10 ** l_min, 10 ** l_max
         if lams.min() < lo * (1 - 1e-9) or lams.max() > hi * (1 + 1e-9):
-            raise _Fail(f"the values lie in [{lams.min():.3g}, {lams.max():.3g}], outside [10**l_min, 10**l_max] = "
+            raise Fail(f"the values lie in [{lams.min():.3g}, {lams.max():.3g}], outside [10**l_min, 10**l_max] = "
                         f"[{lo:.3g}, {hi:.3g}]. Likely cause: np.exp(l) instead of 10**l, or the range scaled wrongly")
         logs = np.log10(lams)
         mid, width = (l_min + l_max) / 2, l_max - l_min
@@ -501,7 +472,7 @@ def _sample_lambdas(P: Plan):
         se = width / np.sqrt(12 * n)
         quarters = np.histogram(logs, bins=4, range=(l_min, l_max))[0] / n
         if abs(logs.mean() - mid) > 5 * se or np.max(np.abs(quarters - 0.25)) > 5 * np.sqrt(0.25 * 0.75 / n):
-            raise _Fail(f"log10 of the values should be uniform on [{l_min:.3f}, {l_max:.3f}]: mean {mid:.3f} and a "
+            raise Fail(f"log10 of the values should be uniform on [{l_min:.3f}, {l_max:.3f}]: mean {mid:.3f} and a "
                         f"quarter of them in each quarter of the range; got mean {logs.mean():.3f} and the quarters "
                         f"{np.round(quarters, 3).tolist()}. Likely cause: lam drawn uniformly between 10**l_min and "
                         "10**l_max (then almost every value is near the top), instead of l uniformly and lam = 10**l")
@@ -509,11 +480,11 @@ def _sample_lambdas(P: Plan):
     def repeats(ref, got):
         a, b = _floats(got, "lams"), _floats(got, "again.lams", "a second call with the same seed: ")
         if a.shape != b.shape or not np.array_equal(a, b):
-            raise _Fail("the same seed gave other values: draw from np.random.RandomState(seed), not from numpy's "
+            raise Fail("the same seed gave other values: draw from np.random.RandomState(seed), not from numpy's "
                         "global generator")
 
-    P.check("sample_lambdas.log_uniform", grade, c, _property(log_uniform), weight=1.5)
-    P.check("sample_lambdas.same_seed_same_values", grade, c, _property(repeats), weight=0.5)
+    P.check("sample_lambdas.log_uniform", grade, c, property_verifier(log_uniform), weight=1.5)
+    P.check("sample_lambdas.same_seed_same_values", grade, c, property_verifier(repeats), weight=0.5)
 
 
 # ---------------------------------------------------------------------------

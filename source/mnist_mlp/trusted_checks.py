@@ -36,9 +36,12 @@ from __future__ import annotations
 import numpy as np
 
 from autograder.trusted.compare import (
+    Fail,
     all_of,
     dict_arrays,
-    received,
+    property_verifier,
+    received_array,
+    received_number,
     same_array,
     same_keys,
     same_scalar,
@@ -62,45 +65,13 @@ MODELS = {
 # ---------------------------------------------------------------------------
 # Helpers for verifiers written against a definition
 # ---------------------------------------------------------------------------
-class _Fail(Exception):
-    """Raised inside a property verifier with the message for the student."""
-
-
-def _property(fn):
-    """A verifier from ``fn(ref, got)`` that raises ``_Fail(message)`` when the property does not hold."""
-    def verify(ref, got):
-        try:
-            fn(ref, got)
-        except _Fail as exc:
-            return str(exc)
-        return None
-    return verify
-
-
-def _array(got, name, what=""):
-    """The array received for ``name``, or _Fail with why it is not acceptable."""
-    array, problem = received(got, name)
-    if problem:
-        raise _Fail(f"{what}{problem}")
-    return array
-
-
-def _number(got, name, what=""):
-    array, problem = received(got, name, want_scalar=True)
-    if problem:
-        raise _Fail(f"{what}{problem}")
-    if array.dtype.kind not in "iuf":
-        raise _Fail(f"{what}`{name}` must be a number, got dtype {array.dtype}")
-    return float(array)
-
-
 def _ints(array, name, what=""):
-    """``array`` as int64 when it holds whole numbers only (labels, sizes), else _Fail."""
+    """``array`` as int64 when it holds whole numbers only (labels, sizes), else Fail."""
     if array.dtype.kind in "iu":
         return array.astype(np.int64)
     if array.dtype.kind == "f" and np.all(np.isfinite(array)) and np.all(array == np.round(array)):
         return array.astype(np.int64)
-    raise _Fail(f"{what}`{name}` must hold whole numbers (labels), got dtype {array.dtype}")
+    raise Fail(f"{what}`{name}` must hold whole numbers (labels), got dtype {array.dtype}")
 
 
 def _show(values, limit=12):
@@ -183,7 +154,7 @@ def _data_path(P: Plan):
 def _split_arrays(got):
     arrays = {}
     for name in ("X_train", "y_train", "X_val", "y_val"):
-        arrays[name] = _array(got, name, "split_train_val must return X_train, y_train, X_val, y_val: ")
+        arrays[name] = received_array(got, name, "split_train_val must return X_train, y_train, X_val, y_val: ")
     return arrays
 
 
@@ -193,11 +164,11 @@ def _split_partition(N, k, X):
         a = _split_arrays(got)
         for name, n in (("X_train", N - k), ("y_train", N - k), ("X_val", k), ("y_val", k)):
             if len(a[name]) != n:
-                raise _Fail(f"split_train_val(N = {N}, num_validation = {k}): {name} has {len(a[name])} "
+                raise Fail(f"split_train_val(N = {N}, num_validation = {k}): {name} has {len(a[name])} "
                             f"examples, expected {n}")
         for name in ("X_train", "X_val"):
             if a[name].shape[1:] != X.shape[1:]:
-                raise _Fail(f"`{name}` has shape {a[name].shape}, expected ({len(a[name])}, "
+                raise Fail(f"`{name}` has shape {a[name].shape}, expected ({len(a[name])}, "
                             f"{', '.join(map(str, X.shape[1:]))}): keep every example as it is")
         # Example i is recognisable by its first number, i.
         ids = {}
@@ -207,17 +178,17 @@ def _split_partition(N, k, X):
         seen = np.concatenate([ids["X_train"], ids["X_val"]])
         if sorted(seen.tolist()) != list(range(N)):
             twice = sorted({int(i) for i in seen if np.sum(seen == i) > 1})
-            raise _Fail(f"every example must be in exactly one of the two sets; got examples {_show(sorted(seen))}"
+            raise Fail(f"every example must be in exactly one of the two sets; got examples {_show(sorted(seen))}"
                         + (f" ({_show(twice)} more than once)" if twice else "")
                         + ". Likely cause: the training set taken from all the indices, or the two sets' "
                           "slices overlapping (order[:num_validation] and order[num_validation:])")
         for xs, ys in (("X_train", "y_train"), ("X_val", "y_val")):
             labels = _ints(a[ys], ys)
             if not np.array_equal(labels, 3 * ids[xs] + 1):
-                raise _Fail(f"`{ys}` does not hold the labels of the examples in `{xs}` (example i has label "
+                raise Fail(f"`{ys}` does not hold the labels of the examples in `{xs}` (example i has label "
                             f"3 i + 1 here): expected {_show(3 * ids[xs] + 1)}, got {_show(labels)}. Likely "
                             "cause: X and y indexed with different indices")
-    return _property(check)
+    return property_verifier(check)
 
 
 def _split_order(N, k, seed, X, y):
@@ -228,11 +199,11 @@ def _split_order(N, k, seed, X, y):
         a = _split_arrays(got)
         for name, idx in (("X_val", order[:k]), ("X_train", order[k:])):
             if len(a[name]) != len(idx):
-                raise _Fail(f"`{name}` has {len(a[name])} examples, expected {len(idx)} (N = {N}, "
+                raise Fail(f"`{name}` has {len(a[name])} examples, expected {len(idx)} (N = {N}, "
                             f"num_validation = {k})")
             if a[name].shape != X[idx].shape or not np.array_equal(a[name], X[idx]):
                 first = a[name].reshape(len(a[name]), -1)[:, 0] if a[name].size else np.zeros(0)
-                raise _Fail(f"`{name}` (seed {seed}, num_validation {k}) should hold the examples "
+                raise Fail(f"`{name}` (seed {seed}, num_validation {k}) should hold the examples "
                             f"{_show(idx)}, the {'first' if name == 'X_val' else 'other'} indices of "
                             f"np.random.RandomState(seed).permutation(N), in that order; got the examples "
                             f"{_show(first)}. Likely cause: np.random.permutation or np.random.shuffle (numpy's "
@@ -240,20 +211,20 @@ def _split_order(N, k, seed, X, y):
                             "the first")
         for name, idx in (("y_val", order[:k]), ("y_train", order[k:])):
             if a[name].shape != y[idx].shape or not np.array_equal(a[name], y[idx]):
-                raise _Fail(f"`{name}` should be y at the same indices as its X: expected {_show(y[idx])}, got "
+                raise Fail(f"`{name}` should be y at the same indices as its X: expected {_show(y[idx])}, got "
                             f"{_show(a[name]) if a[name].dtype.kind in 'iuf' else a[name].dtype}")
-    return _property(check)
+    return property_verifier(check)
 
 
 def _split_repeats():
     def check(ref, got):
         a = _split_arrays(got)
         for name in ("X_train", "y_train", "X_val", "y_val"):
-            again = _array(got, f"again.{name}", "a second call with the same seed: ")
+            again = received_array(got, f"again.{name}", "a second call with the same seed: ")
             if again.shape != a[name].shape or not np.array_equal(again, a[name]):
-                raise _Fail(f"the same seed gave another split (`{name}` differs between two calls): draw the "
+                raise Fail(f"the same seed gave another split (`{name}` differs between two calls): draw the "
                             "order from np.random.RandomState(seed), not from numpy's global generator")
-    return _property(check)
+    return property_verifier(check)
 
 
 # ---------------------------------------------------------------------------
@@ -386,7 +357,7 @@ def _batched(P: Plan):
 
 def _epoch_labels(got, e):
     what = f"epoch {e + 1}: " if e else ""
-    return _ints(_array(got, f"e{e}.labels", what), "y_batch", what), what
+    return _ints(received_array(got, f"e{e}.labels", what), "y_batch", what), what
 
 
 def _epochs_cover(N, B, epochs):
@@ -402,10 +373,10 @@ def _epochs_cover(N, B, epochs):
                 cause = ("indices drawn with replacement (randint, choice) instead of a permutation" if len(twice)
                          else "the last, smaller batch dropped, or a range that stops early" if len(missing)
                          else "labels that are not the examples' own (y[batch])")
-                raise _Fail(f"{what}N = {N} examples in batches of {B}: an epoch must hold every example exactly "
+                raise Fail(f"{what}N = {N} examples in batches of {B}: an epoch must hold every example exactly "
                             f"once; {len(labels)} came out, {', '.join(s for s in found if s) or 'others'}. "
                             f"Likely cause: {cause}")
-    return _property(check)
+    return property_verifier(check)
 
 
 def _epochs_sizes(N, B, epochs):
@@ -414,12 +385,12 @@ def _epochs_sizes(N, B, epochs):
     def check(ref, got):
         for e in range(epochs):
             what = f"epoch {e + 1}: " if e else ""
-            sizes = _ints(_array(got, f"e{e}.sizes", what), "sizes", what)
+            sizes = _ints(received_array(got, f"e{e}.sizes", what), "sizes", what)
             if sizes.tolist() != want:
-                raise _Fail(f"{what}{N} examples in batches of {B}: expected batch sizes {want}, got "
+                raise Fail(f"{what}{N} examples in batches of {B}: expected batch sizes {want}, got "
                             f"{sizes.tolist()[:20]}. Likely cause: the last, smaller batch dropped (or an empty one "
                             "added), or batches of another size")
-    return _property(check)
+    return property_verifier(check)
 
 
 def _epochs_rows(X, epochs):
@@ -428,23 +399,23 @@ def _epochs_rows(X, epochs):
     def check(ref, got):
         for e in range(epochs):
             labels, what = _epoch_labels(got, e)
-            rows = _array(got, f"e{e}.rows", what)
+            rows = received_array(got, f"e{e}.rows", what)
             ok = labels[(labels >= 0) & (labels < len(X))]
             if len(ok) != len(labels) or rows.shape != (len(labels), flat.shape[1]) \
                     or not np.array_equal(rows, flat[labels]):
-                raise _Fail(f"{what}every X_batch row must be the example of its label (y here is the example's "
+                raise Fail(f"{what}every X_batch row must be the example of its label (y here is the example's "
                             "index): index X and y with the same indices, X[batch] and y[batch]")
-    return _property(check)
+    return property_verifier(check)
 
 
 def _epoch_order(order, e, how):
     def check(ref, got):
         labels, what = _epoch_labels(got, e)
         if not np.array_equal(labels, order):
-            raise _Fail(f"{what}the examples came in the order {_show(labels)}, expected {_show(order)}: {how}. "
+            raise Fail(f"{what}the examples came in the order {_show(labels)}, expected {_show(order)}: {how}. "
                         "Likely cause: np.random.permutation (the global generator) instead of rng, a generator "
                         "made anew inside the function, or shuffle ignored")
-    return _property(check)
+    return property_verifier(check)
 
 
 def _epochs_differ(N):
@@ -452,13 +423,13 @@ def _epochs_differ(N):
         first, _ = _epoch_labels(got, 0)
         second, _ = _epoch_labels(got, 1)
         if np.array_equal(first, second):
-            raise _Fail(f"two epochs drawn from the same RandomState came in the same order {_show(first)}: draw "
+            raise Fail(f"two epochs drawn from the same RandomState came in the same order {_show(first)}: draw "
                         "the permutation from rng on every call (a generator made from a fixed seed inside the "
                         "function repeats the order every epoch)")
         if np.array_equal(first, np.arange(N)):
-            raise _Fail("a shuffled epoch came in the stored order 0, 1, ..., N - 1: with shuffle, use "
+            raise Fail("a shuffled epoch came in the stored order 0, 1, ..., N - 1: with shuffle, use "
                         "rng.permutation(N)")
-    return _property(check)
+    return property_verifier(check)
 
 
 # ---------------------------------------------------------------------------
@@ -494,7 +465,7 @@ def _evaluate_loss(S, y, B, reg):
     l2 = 0.5 * reg * S.shape[1]  # the model's L2 term (W = ones(C))
 
     def check(ref, got):
-        loss = _number(got, "loss", "evaluate must return (loss, accuracy): ")
+        loss = received_number(got, "loss", "evaluate must return (loss, accuracy): ")
         if abs(loss - want) <= 1e-9 * max(1.0, abs(want)):
             return
         cause = ""
@@ -505,31 +476,31 @@ def _evaluate_loss(S, y, B, reg):
             cause = "the L2 term included: evaluate the data loss of model.loss(X_batch)'s scores, not model.loss(X, y)"
         elif abs(loss - want * len(S)) <= 1e-9 * max(1.0, abs(want * len(S))):
             cause = "a sum over the examples: divide by N"
-        raise _Fail(f"evaluate(model, X, y, batch_size={B}) on N = {len(S)} examples: loss {loss:.10g}, expected "
+        raise Fail(f"evaluate(model, X, y, batch_size={B}) on N = {len(S)} examples: loss {loss:.10g}, expected "
                     f"{want:.10g}, the softmax loss averaged over all N examples"
                     + (f". Likely cause: {cause}" if cause else ""))
-    return _property(check)
+    return property_verifier(check)
 
 
 def _evaluate_accuracy(S, y):
     want = float(np.mean(np.argmax(S, axis=1) == y))
 
     def check(ref, got):
-        acc = _number(got, "accuracy", "evaluate must return (loss, accuracy): ")
+        acc = received_number(got, "accuracy", "evaluate must return (loss, accuracy): ")
         if abs(acc - want) > 1e-12:
-            raise _Fail(f"accuracy {acc:.6g}, expected {want:.6g}: the fraction of examples whose highest score "
+            raise Fail(f"accuracy {acc:.6g}, expected {want:.6g}: the fraction of examples whose highest score "
                         "(argmax over the classes, axis=1) is their label")
-    return _property(check)
+    return property_verifier(check)
 
 
 def _evaluate_batches(N, B):
     def check(ref, got):
-        rows = _number(got, "max_rows")
+        rows = received_number(got, "max_rows")
         if rows > B:
-            raise _Fail(f"evaluate(..., batch_size={B}) gave model.loss {int(rows)} examples at once: go through X "
+            raise Fail(f"evaluate(..., batch_size={B}) gave model.loss {int(rows)} examples at once: go through X "
                         f"a batch of at most batch_size examples at a time (X[start:start + batch_size]), so that a "
                         "whole set never passes through the net at once")
-    return _property(check)
+    return property_verifier(check)
 
 
 # ---------------------------------------------------------------------------
@@ -572,9 +543,9 @@ def _rule_calls(steps):
             counts = {n: got.arrays.get(f"calls{k}.{n}") for n in (have or [])}
             if have != want or any(v is None or float(v) != 1 for v in counts.values()):
                 shown = {n: (None if v is None else int(v)) for n, v in counts.items()}
-                raise _Fail(f"update_rule must be called once for every parameter ({', '.join(want)}) per step; "
+                raise Fail(f"update_rule must be called once for every parameter ({', '.join(want)}) per step; "
                             f"got the calls {shown}")
-    return _property(check)
+    return property_verifier(check)
 
 
 def _counts(steps):
@@ -584,11 +555,11 @@ def _counts(steps):
                 value = got.arrays.get(f"count{k}.{n}")
                 if value is None or float(value) != k + 1:
                     shown = "missing" if value is None or float(value) < 0 else int(value)
-                    raise _Fail(f"after {k + 1} step{'s' if k else ''} with a rule that counts its calls in the "
+                    raise Fail(f"after {k + 1} step{'s' if k else ''} with a rule that counts its calls in the "
                                 f"config it returns, "
                                 f"optim_configs[{n!r}]['count'] is {shown}, expected {k + 1}: store the config the "
                                 "rule returns back into optim_configs[p]")
-    return _property(check)
+    return property_verifier(check)
 
 
 # ---------------------------------------------------------------------------
@@ -618,8 +589,8 @@ def _epoch_batches(N, B, seed):
     documented = (order, _batch_sizes(N, B))
 
     def check(ref, got):
-        labels = _ints(_array(got, "batches.labels"), "y_batch")
-        sizes = _ints(_array(got, "batches.sizes"), "sizes").tolist()
+        labels = _ints(received_array(got, "batches.labels"), "y_batch")
+        sizes = _ints(received_array(got, "batches.sizes"), "sizes").tolist()
         accepted = [documented]
         if not got.arrays.get("gen_failed", 1) and "gen.labels" in got.arrays:
             accepted.append((_ints(got.arrays["gen.labels"], "labels"),
@@ -627,45 +598,45 @@ def _epoch_batches(N, B, seed):
         if any(np.array_equal(labels, want) and sizes == want_sizes for want, want_sizes in accepted):
             return
         if len(labels) != N or sorted(labels.tolist()) != list(range(N)):
-            raise _Fail(f"one epoch of N = {N} examples in batches of {B} must train on every example exactly once; "
+            raise Fail(f"one epoch of N = {N} examples in batches of {B} must train on every example exactly once; "
                         f"the model was trained on {len(labels)} examples in {len(sizes)} steps (sizes {sizes[:12]})")
-        raise _Fail(f"the epoch trained on the examples in the order {_show(labels)} (batch sizes {sizes[:12]}); "
+        raise Fail(f"the epoch trained on the examples in the order {_show(labels)} (batch sizes {sizes[:12]}); "
                     f"expected the batches of generate_batched_data(X, y, batch_size, seed=rng), shuffled with the "
                     f"rng given ({_show(order)}). Likely cause: shuffle=False, or a new generator instead of rng")
-    return _property(check)
+    return property_verifier(check)
 
 
 def _epoch_losses():
     def check(ref, got):
-        losses = _array(got, "losses", "train_epoch must return the list of the steps' losses: ")
-        returned = _array(got, "returned")
+        losses = received_array(got, "losses", "train_epoch must return the list of the steps' losses: ")
+        returned = received_array(got, "returned")
         if not got.arrays.get("losses_is_list", 0):
-            raise _Fail("train_epoch must return a list (one float per step), got another type")
+            raise Fail("train_epoch must return a list (one float per step), got another type")
         if losses.shape != returned.shape or not np.allclose(losses, returned, rtol=1e-12, atol=1e-12):
-            raise _Fail(f"train_epoch returned {len(losses)} losses {np.round(losses[:6], 6).tolist()}, but its "
+            raise Fail(f"train_epoch returned {len(losses)} losses {np.round(losses[:6], 6).tolist()}, but its "
                         f"{len(returned)} steps' losses were {np.round(returned[:6], 6).tolist()}: append the loss "
                         "train_step returns for every batch, in order")
-    return _property(check)
+    return property_verifier(check)
 
 
 def _epoch_steps(lr, w0):
     """One train_step per batch trained on: the rule ran once per batch (and its config was
     stored), so w moved by lr per batch (the model's gradient is 1)."""
     def check(ref, got):
-        steps = len(_array(got, "batches.sizes"))
-        w = _array(got, "w")
-        count = _number(got, "count")
+        steps = len(received_array(got, "batches.sizes"))
+        w = received_array(got, "w")
+        count = received_number(got, "count")
         want = w0 - steps * lr
         if count < 0:
-            raise _Fail("after the epoch optim_configs['w'] holds no 'count' (the update rule given adds 1 to it at "
+            raise Fail("after the epoch optim_configs['w'] holds no 'count' (the update rule given adds 1 to it at "
                         "every call): store the config the update rule returns (train_step), on every batch")
         if count != steps:
-            raise _Fail(f"the epoch trained on {steps} batches but the update rule ran {int(count)} times: one "
+            raise Fail(f"the epoch trained on {steps} batches but the update rule ran {int(count)} times: one "
                         "train_step per batch")
         if w.shape != (1,) or not abs(float(w[0]) - want) <= 1e-9:
-            raise _Fail(f"after {steps} SGD steps (learning rate {lr:g}, gradient 1) w should be {want:.10g}, got "
+            raise Fail(f"after {steps} SGD steps (learning rate {lr:g}, gradient 1) w should be {want:.10g}, got "
                         f"{np.asarray(w).ravel()[:3]}: store the parameter the update rule returns (train_step)")
-    return _property(check)
+    return property_verifier(check)
 
 
 # ---------------------------------------------------------------------------
@@ -702,12 +673,12 @@ def _activations(P: Plan):
 
 def _no_fp_errors():
     def check(ref, got):
-        count = _number(got, "fp_errors")
+        count = received_number(got, "fp_errors")
         if count > 0:
-            raise _Fail("sigmoid_forward of inputs down to -1000 overflowed in exp() (numpy warns, and the warning "
+            raise Fail("sigmoid_forward of inputs down to -1000 overflowed in exp() (numpy warns, and the warning "
                         "fails a graded cell): for x < 0 compute the sigmoid from z = exp(x) as z / (1 + z), or use "
                         "z = exp(-|x|) for every x, so that exp never sees a large positive number")
-    return _property(check)
+    return property_verifier(check)
 
 
 # ---------------------------------------------------------------------------
@@ -719,21 +690,21 @@ def _init_stats(prefix, weight_scale):
         problem = same_keys(prefix, hint="name the parameters W1, b1, W2, b2")(ref, got) \
             or dict_arrays(prefix, shapes_only=True)(ref, got)
         if problem:
-            raise _Fail(problem)
+            raise Fail(problem)
         for key in ref.keys[prefix]:
             g = got.arrays[f"{prefix}.{key}"]
             if key.startswith("b"):
                 if np.any(g != 0):
-                    raise _Fail(f"`{prefix}.{key}` must start at exactly 0, got max |b| = {np.max(np.abs(g)):.3g}")
+                    raise Fail(f"`{prefix}.{key}` must start at exactly 0, got max |b| = {np.max(np.abs(g)):.3g}")
             else:
                 std, mean, n = float(np.std(g)), float(np.mean(g)), g.size
                 # Five standard errors of the sample mean and std of n normal draws: a correct init fails
                 # about once in a million, weight_scale**2 or another scale never passes.
                 if abs(std / weight_scale - 1) > 5 / np.sqrt(2 * n) or abs(mean) > 5 / np.sqrt(n) * weight_scale:
-                    raise _Fail(f"`{prefix}.{key}` has mean {mean:.3g} and std {std:.3g}; expected mean 0 and std "
+                    raise Fail(f"`{prefix}.{key}` has mean {mean:.3g} and std {std:.3g}; expected mean 0 and std "
                                 f"weight_scale = {weight_scale:g}. Likely cause: weight_scale is the standard "
                                 "deviation (weight_scale * np.random.randn(...)), not the variance")
-    return _property(check)
+    return property_verifier(check)
 
 
 def _two_layer(P: Plan):
