@@ -7,7 +7,7 @@ check cell and compare.
 from __future__ import annotations
 
 import ast
-import sys
+import importlib.util
 from pathlib import Path
 
 import nbformat
@@ -16,9 +16,10 @@ import pytest
 
 HERE = Path(__file__).resolve().parent
 FCNETS = HERE.parents[1] / "source" / "fcnets"
-sys.path.insert(0, str(FCNETS / "authoring"))
-import known_values  # noqa: E402
-
+# Loaded under a name of its own: every assignment's authoring/ has a known_values.py.
+_spec = importlib.util.spec_from_file_location("fcnets_known_values", FCNETS / "authoring" / "known_values.py")
+known_values = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(known_values)
 VALUES = known_values.values()
 
 # (notebook, cell id, variable assigned in the cell) -> known value
