@@ -10,8 +10,8 @@ The flow, for `grade(assignment, submissions, out)`:
    package is in it, so no misconfiguration can grade a student on it.
 2. **Ingest** (`autograder.grading.ingest`) makes a safe working copy of each submission,
    or refuses it with a reason.
-3. **Workers.** `workers` processes (multiprocessing, spawn) import nbgrader once
-   and then grade one submission at a time, each in its own copy of the template
+3. **Workers.** `workers` processes, forked by a worker server that imported nbgrader
+   once (``pool.start_worker_server``, started as the run begins), grade one submission at a time, each in its own copy of the template
    course with its own copy of the template gradebook: repair
    (`autograder.grading.repair`), nbgrader's autograde through `NbGraderAPI` with the
    student's kernel in bubblewrap (`autograder.sandbox.kernel`), the per-cell
@@ -177,6 +177,10 @@ def grade(assignment: str | Path, submissions: str | Path, out: str | Path, *, w
     from .deadline import read_timestamps
 
     stamps = read_timestamps(timestamps) if timestamps else {}
+    if found and not scheduler:
+        from .pool import start_worker_server
+
+        start_worker_server()  # its imports run while this process builds the template and preflights
     with RunLock(out, db_url):
         _remove_stale_tmp()
         tmp = Path(tempfile.mkdtemp(prefix=f"{_TMP_PREFIX}{os.getpid()}-"))

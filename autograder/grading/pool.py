@@ -1,5 +1,13 @@
-"""The grading workers: spawned processes that import nbgrader once and grade one submission at a time;
-a worker that hangs or dies is killed and replaced.
+"""The grading workers: processes that grade one submission at a time; a worker that hangs or dies
+is killed and replaced.
+
+Workers are forked by multiprocessing's *forkserver*, a fresh interpreter (nothing of the
+coordinator's state, threads or database connections) started at the beginning of a run
+(:func:`start_worker_server`) that imports nbgrader and the grading stages once
+(:data:`PRELOAD`) while the coordinator builds the template course and runs the preflight. A
+worker is then a fork of it, ready at once, instead of a spawned interpreter that spends
+seconds importing nbgrader; a replaced worker, and every later run of the same process
+(a test session), costs a fork too.
 """
 from __future__ import annotations
 
@@ -13,6 +21,32 @@ from .settings import Settings
 from .submission import grade_submission
 from .template import Template
 
+#: What the worker server imports before it forks any worker. ``autograder`` comes first (its
+#: ``__init__`` keeps jsonschema's slow optional import out); then nbgrader and what grading
+#: one submission imports, so that a forked worker starts grading at once.
+PRELOAD = ["autograder", "autograder.grading.pool", "nbgrader.apps", "nbgrader.converters",
+           "nbgrader.preprocessors", "nbclient", "jupyter_client.manager", "autograder.nbgrader_course",
+           "autograder.grading.repair", "autograder.grading.feedback", "autograder.sandbox.kernel",
+           "autograder.trusted"]
+
+
+def worker_context():
+    """The multiprocessing context workers are made with: the forkserver, preloading PRELOAD."""
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(PRELOAD)
+    return ctx
+
+
+def start_worker_server() -> None:
+    """Start the worker server now (it imports PRELOAD in the background), or keep the running one.
+
+    Called when a run begins, so that its imports overlap the coordinator's own start-up.
+    """
+    from multiprocessing import forkserver
+
+    worker_context()
+    forkserver.ensure_running()
+
 
 def die_with_parent() -> None:
     """Have the kernel SIGKILL this process when its parent dies (kill -9 of the coordinator included)."""
@@ -25,18 +59,26 @@ def die_with_parent() -> None:
         pass
 
 
-def _worker_main(conn, template: Template, settings: Settings, scratch: str) -> None:
-    """A warm worker: nbgrader imported once, then one submission per message until None."""
+def _worker_main(conn, template: Template, settings: Settings, scratch: str, environ: dict) -> None:
+    """A warm worker: nbgrader imported (by the server it was forked from), then one submission
+    per message until None. `environ` is the coordinator's environment when it made the pool
+    (the server's own is the one it had when the server started)."""
+    import tempfile
     import warnings
 
-    die_with_parent()  # no worker (and so no sandbox: --die-with-parent) outlives the coordinator
+    # The parent is the worker server, which exits when the coordinator does (its "alive" pipe
+    # closes): so no worker, and no sandbox (--die-with-parent), outlives the coordinator.
+    die_with_parent()
     if os.getppid() == 1:
-        return  # the coordinator died before the line above took effect
+        return  # the server died before the line above took effect
     os.setsid()  # its own process group, so the coordinator can kill it with every child
+    os.environ.clear()
+    os.environ.update(environ)
     os.environ.pop("PYTHONPATH", None)
+    tempfile.tempdir = None  # TMPDIR as the coordinator has it, not as the server found it
     # nbgrader 0.9.6 + SQLAlchemy 2: "Object ... not in session" on every submission; harmless.
     warnings.filterwarnings("ignore", message=r".*not in session.*")
-    import nbgrader.apps  # noqa: F401  (the 3 s import, once per worker)
+    import nbgrader.apps  # noqa: F401  (preloaded by the server: already imported)
 
     while True:
         try:
@@ -57,15 +99,16 @@ def grade_job(template: Template, settings: Settings, job: dict, scratch: str) -
 
 
 class WorkerPool:
-    """`n` spawn worker processes; a job that overruns its deadline kills and replaces its worker.
+    """`n` worker processes (forked by the worker server); a job that overruns its deadline kills
+    and replaces its worker.
 
     `run` pulls jobs from an iterator only when a worker is free, so a class is ingested
     one submission at a time; `requeue` puts a job back in front (a retry).
     """
 
     def __init__(self, n: int, args: tuple):
-        self.ctx = multiprocessing.get_context("spawn")
-        self.args = args
+        self.ctx = worker_context()
+        self.args = (*args, dict(os.environ))
         self.workers = [self._spawn() for _ in range(max(1, n))]
         self._again: list[dict] = []
 

@@ -50,6 +50,9 @@ class SubmissionResult:
     pages: dict[str, str] = field(default_factory=dict)
     executed: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
+    #: when the worker began this submission (seconds since the epoch): what a run's start-up
+    #: and queueing are measured by (bench/bench_grading_breakdown.py).
+    started_at: float = 0.0
     #: the worker's peak RSS over its whole life, this submission included (bytes).
     worker_peak_rss: int = 0
 
@@ -59,5 +62,5 @@ class SubmissionResult:
                 "reasons": list(self.reasons), "timings": {k: round(v, 3) for k, v in self.timings.items()},
                 "cells": self.cells, "repairs": self.repairs, "ignored_files": self.ignored_files,
                 "trusted": self.trusted, "late": self.late, "feedback": sorted(self.pages),
-                "seconds": round(self.seconds, 3), "pages": self.pages, "executed": self.executed,
+                "seconds": round(self.seconds, 3), "started_at": round(self.started_at, 3), "pages": self.pages, "executed": self.executed,
                 "worker_peak_rss": self.worker_peak_rss}

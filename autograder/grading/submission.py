@@ -373,7 +373,7 @@ def grade_submission(template: Template, settings: Settings, student_id: str, wo
     run = _Run(template=template, settings=settings, student_id=student_id, src=Path(workdir),
                ingest_info=ingest_info, course=Path(scratch) / student_id, started=started,
                stop_at=time.monotonic() + template.wall_seconds)
-    result = SubmissionResult(student_id)
+    result = SubmissionResult(student_id, started_at=time.time())
     for stage in STAGES:
         stage(run, result)
     shutil.rmtree(run.course, ignore_errors=True)

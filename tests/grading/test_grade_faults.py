@@ -75,6 +75,21 @@ def _children_of(pid: int) -> list[int]:
     return found
 
 
+def _descendants_of(pid: int) -> list[int]:
+    found, todo = [], [pid]
+    while todo:
+        children = _children_of(todo.pop())
+        found += children
+        todo += children
+    return found
+
+
+def _workers_of(pid: int) -> list[int]:
+    """The grading workers of the coordinator `pid`: the children of its worker server."""
+    servers = [c for c in _children_of(pid) if b"forkserver" in Path(f"/proc/{c}/cmdline").read_bytes()]
+    return [w for s in servers for w in _children_of(s)]
+
+
 def _consistent(out: Path) -> dict[str, float]:
     """Every committed student agrees across the gradebook, results/<sid>.json and grades.csv."""
     finals = final_scores(f"sqlite:///{out / 'gradebook.db'}", "toy")
@@ -92,8 +107,9 @@ def test_kill9_of_the_coordinator_loses_nothing_and_the_rerun_resumes(tmp_path, 
     ids = _class(toy_release, subs, 6)
     proc = _cli(subs, out)
     _wait_for_records(out, 2, proc)
-    workers = _children_of(proc.pid)
-    os.kill(proc.pid, signal.SIGKILL)  # the coordinator only: its workers must follow it
+    workers = _descendants_of(proc.pid)  # the worker server, the workers, their kernels
+    assert _workers_of(proc.pid), "no grading worker found: the test proves nothing"
+    os.kill(proc.pid, signal.SIGKILL)  # the coordinator only: everything it started must follow it
     proc.communicate()
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline and any(Path(f"/proc/{w}").exists() and
@@ -101,7 +117,7 @@ def test_kill9_of_the_coordinator_loses_nothing_and_the_rerun_resumes(tmp_path, 
                                               for w in workers):
         time.sleep(0.2)
     assert not [w for w in workers if Path(f"/proc/{w}").exists()
-                and "(zombie)" not in Path(f"/proc/{w}/status").read_text()], "a worker outlived its coordinator"
+                and "(zombie)" not in Path(f"/proc/{w}/status").read_text()], "a process outlived its coordinator"
     before = {p.stem: json.loads(p.read_text())["commit"] for p in (out / ".nnkit" / "records").glob("*.json")}
     assert len(before) >= 2
 
@@ -143,10 +159,9 @@ def test_a_killed_worker_is_retried_once(tmp_path, toy_release, monkeypatch):
     def kill_the_busy_worker(result):
         # After the first commit the single worker is grading the next student: kill it once.
         if not killed:
-            for pid in _children_of(os.getpid()):
-                if b"multiprocessing" in Path(f"/proc/{pid}/cmdline").read_bytes():
-                    os.kill(pid, signal.SIGKILL)
-                    killed.append(pid)
+            for pid in _workers_of(os.getpid()):
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
 
     results = {r["student_id"]: r for r in G.grade(TOY_MANIFEST, subs, out, settings=SETTINGS, workers=1,
                                                    progress=kill_the_busy_worker)}
