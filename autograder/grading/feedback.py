@@ -249,7 +249,7 @@ def _load(nb_bytes: bytes) -> dict:
 #: cell (the nonce is the grader's, unknown to the student) and raw cells shown as text.
 _TEMPLATE = """{%- extends 'basic/index.html.j2' -%}
 {%- block any_cell scoped -%}
-<!--NONCE:{{ cell.metadata.nnkit_index }}-->
+<!--{{ resources.nnkit_nonce }}:{{ cell.metadata.nnkit_index }}-->
 {{ super() }}
 {%- endblock any_cell -%}
 {% block rawcell scoped %}<pre class="raw_cell">{{ cell.source | escape_html }}</pre>{% endblock rawcell %}
@@ -278,17 +278,24 @@ def _renderer_main() -> int:
         resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
         resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    payload = json.loads(sys.stdin.buffer.read())
+    # Import nbconvert and compile its templates and lexer first, then wait for the notebooks:
+    # a renderer started ahead of time (``Renderer``) has done that work by the time they come.
     skip_slow_optional_imports()
     import nbformat
 
+    exporter = _exporter()
+    warm_up, _ = prepare_notebook(_WARM_UP, True)
+    exporter.from_notebook_node(nbformat.from_dict(warm_up), resources={"nnkit_nonce": "0" * 32})
+    raw = sys.stdin.buffer.read()
+    if not raw:
+        return 0  # a renderer started for pages that did not come
+    payload = json.loads(raw)
     nonce = payload["nonce"]
     if not re.fullmatch(r"[0-9a-f]{32}", nonce):
         raise SystemExit("bad nonce")
-    exporter = _exporter(nonce)
     for key, notebook in payload["notebooks"].items():
         try:
-            body, _ = exporter.from_notebook_node(nbformat.from_dict(notebook))
+            body, _ = exporter.from_notebook_node(nbformat.from_dict(notebook), resources={"nnkit_nonce": nonce})
         except Exception as exc:  # one malformed notebook must not cost the others their page
             print(f"notebook {key}: {type(exc).__name__}", file=sys.stderr)
             body = f"<!--{nonce}:{int(key)}:failed-->"
@@ -314,7 +321,14 @@ class _PassThroughSoup:
         return self.markup
 
 
-def _exporter(nonce: str):
+#: The renderer's warm-up notebook (the grader's own): a code cell with an output and a
+#: markdown cell, so that every template and the Python lexer are compiled before real input.
+_WARM_UP = {"cells": [{"cell_type": "code", "source": "x = 1\nprint(x)", "execution_count": 1, "metadata": {},
+                       "outputs": [{"output_type": "stream", "name": "stdout", "text": "1\n"}]},
+                      {"cell_type": "markdown", "source": "# A *title*", "metadata": {}}]}
+
+
+def _exporter():
     """nbconvert's HTMLExporter on our template, without its two costly passes.
 
     Its ``clean_html`` filter (bleach, in pure Python) and its BeautifulSoup pass
@@ -327,7 +341,7 @@ def _exporter(nonce: str):
     html_exporter.BeautifulSoup = _PassThroughSoup
     exporter = html_exporter.HTMLExporter(
         template_name="basic", template_file="nnkit.html.j2",
-        extra_loaders=[DictLoader({"nnkit.html.j2": _TEMPLATE.replace("NONCE", nonce)})])
+        extra_loaders=[DictLoader({"nnkit.html.j2": _TEMPLATE})])
     exporter.register_filter("clean_html", lambda value: value)
     return exporter
 
@@ -352,20 +366,75 @@ def _limits(wall_seconds: float, pages: int = 1):
     return renderer_limits(wall_seconds, PAGE_BYTES * max(1, pages))
 
 
-def _launch(script: Path, stdin: bytes, wall_seconds: float, *, sandbox: bool,
-            pages: int = 1) -> tuple[int, bytes, bytes, str | None]:
-    """Run ``python -I script`` (sandboxed or plain) with the render budgets: (rc, stdout, stderr, reason)."""
+def _launch(script: Path, stdin, wall_seconds: float, *, sandbox: bool, pages: int = 1,
+            cancel: threading.Event | None = None) -> tuple[int, bytes, bytes, str | None]:
+    """Run ``python -I script`` (sandboxed or plain) with the render budgets: (rc, stdout, stderr, reason).
+
+    `stdin` is bytes or a callable returning them once known (``Renderer``); setting `cancel`
+    stops the renderer (reason "timeout")."""
     argv = [sys.executable, "-I", str(script)]
     limits = _limits(wall_seconds, pages)
     if sandbox:
         from ..sandbox import bwrap as sb
 
-        got = sb.run(argv, readable=[script.parent], writable=[], cwd="/tmp", limits=limits, stdin=stdin)
+        got = sb.run(argv, readable=[script.parent], writable=[], cwd="/tmp", limits=limits, stdin=stdin,
+                     cancel=cancel)
         return got.returncode, got.stdout, got.stderr, got.reason
-    return _run_plain(argv, stdin, limits, cwd=script.parent)
+    return _run_plain(argv, stdin, limits, cwd=script.parent, cancel=cancel)
 
 
-def _run_plain(argv: list[str], stdin: bytes, limits, cwd: Path) -> tuple[int, bytes, bytes, str | None]:
+class Renderer:
+    """A sandboxed renderer started before its notebooks exist, for one batch of pages.
+
+    It imports nbconvert and compiles its templates (a warm-up render of a built-in
+    notebook) while the submission's kernels run, then renders the one batch ``run`` hands
+    it. Each submission gets its own (no state is shared between students); ``close`` ends
+    one that got nothing.
+    """
+
+    def __init__(self, wall_seconds: float, *, sandbox: bool, pages: int = 1):
+        import queue
+        from concurrent.futures import Future
+
+        self._input: queue.Queue = queue.Queue(maxsize=1)
+        self._cancel = threading.Event()
+        self._done: Future = Future()
+        self._fed = False
+        folder = _renderer_dir()
+
+        def launch() -> None:
+            try:
+                self._done.set_result(_launch(folder / "nnkit_feedback_renderer.py", self._input.get, wall_seconds,
+                                              sandbox=sandbox, pages=pages, cancel=self._cancel))
+            except BaseException as exc:  # handed to the caller of run()
+                self._done.set_exception(exc)
+            finally:
+                shutil.rmtree(folder, ignore_errors=True)
+
+        threading.Thread(target=launch, name="feedback-renderer", daemon=True).start()
+
+    def run(self, stdin: bytes, seconds: float) -> tuple[int, bytes, bytes, str | None]:
+        """(rc, stdout, stderr, reason) of rendering `stdin`; stopped after `seconds` (reason "timeout")."""
+        if self._fed:
+            raise RuntimeError("a Renderer renders one batch")
+        self._fed = True
+        self._input.put(stdin)
+        try:
+            return self._done.result(timeout=seconds)
+        except TimeoutError:
+            self._cancel.set()
+            self._done.result(timeout=30)
+            return -9, b"", b"", "timeout"
+
+    def close(self) -> None:
+        """End a renderer that was given nothing (it exits at once); a used one has ended already."""
+        if not self._fed:
+            self._fed = True
+            self._input.put(b"")
+
+
+def _run_plain(argv: list[str], stdin, limits, cwd: Path,
+               cancel: threading.Event | None = None) -> tuple[int, bytes, bytes, str | None]:
     """The ``--unsafe-no-sandbox`` path: a plain subprocess, minimal environment, same budgets.
 
     Not isolated (it sees the host as the grader's user), but it runs no student
@@ -393,7 +462,7 @@ def _run_plain(argv: list[str], stdin: bytes, limits, cwd: Path) -> tuple[int, b
 
     def feed():
         try:
-            proc.stdin.write(stdin)
+            proc.stdin.write(stdin() if callable(stdin) else stdin)
         except OSError:
             pass
         finally:
@@ -408,12 +477,17 @@ def _run_plain(argv: list[str], stdin: bytes, limits, cwd: Path) -> tuple[int, b
     for t in threads:
         t.start()
     reason = None
-    try:
-        proc.wait(timeout=limits.wall_seconds)
-    except subprocess.TimeoutExpired:
-        reason = "timeout"
-        _kill(proc)
-        proc.wait()
+    deadline = time.monotonic() + limits.wall_seconds
+    while True:
+        try:
+            proc.wait(timeout=0.02)
+            break
+        except subprocess.TimeoutExpired:
+            if time.monotonic() > deadline or (cancel is not None and cancel.is_set()):
+                reason = "timeout"
+                _kill(proc)
+                proc.wait()
+                break
     for t in threads[:2]:
         t.join(5)
     if over.is_set():
@@ -429,7 +503,7 @@ def _kill(proc: subprocess.Popen) -> None:
 
 
 def _render_bodies(notebooks: dict[int, dict], nonce: str, seconds_left: float, budget: float,
-                   sandbox: bool) -> str:
+                   sandbox: bool, renderer: Renderer | None = None) -> str:
     """nbconvert's HTML of prepared notebooks, rendered in one separate (sandboxed) process.
 
     One process for all of a submission's notebooks: importing nbconvert costs
@@ -439,12 +513,15 @@ def _render_bodies(notebooks: dict[int, dict], nonce: str, seconds_left: float, 
     stdin = json.dumps({"notebooks": {str(k): nb for k, nb in notebooks.items()}, "nonce": nonce}).encode("utf-8")
     if len(stdin) > 2 * PAGE_BYTES * len(notebooks):
         raise FeedbackError(f"the notebooks are too large to render ({len(stdin)} bytes after preparation)")
-    folder = _renderer_dir()
-    try:
-        rc, out, err, reason = _launch(folder / "nnkit_feedback_renderer.py", stdin, seconds_left, sandbox=sandbox,
-                                       pages=len(notebooks))
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+    if renderer is not None:
+        rc, out, err, reason = renderer.run(stdin, seconds_left)
+    else:
+        folder = _renderer_dir()
+        try:
+            rc, out, err, reason = _launch(folder / "nnkit_feedback_renderer.py", stdin, seconds_left,
+                                           sandbox=sandbox, pages=len(notebooks))
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
     if reason == "timeout":
         raise FeedbackError(f"feedback rendering took longer than its {budget:g} s budget")
     if reason == "output":
@@ -679,13 +756,14 @@ def render_notebook(nb_bytes: bytes, cells: list[dict], *, show_outputs: bool, t
 
 
 def render_notebooks(items: list[tuple[bytes, list[dict], str]], *, show_outputs: bool, wall_seconds: float,
-                     sandbox: bool = True) -> list[str | FeedbackError]:
+                     sandbox: bool = True, renderer: Renderer | None = None) -> list[str | FeedbackError]:
     """Several notebooks ``(nb_bytes, cells, title)`` of one submission, rendered in one sandbox run.
 
     Same pages as :func:`render_notebook`, about 2 s faster per extra notebook (one
     nbconvert start-up). Returns, in order, a page or the :class:`FeedbackError` of
     that notebook; ``wall_seconds`` is the budget of the whole batch (past it every
-    notebook not yet returned fails).
+    notebook not yet returned fails). ``renderer``: one started ahead (``Renderer``), else a
+    fresh one is started now.
     """
     deadline = time.monotonic() + wall_seconds
     results: list[str | FeedbackError | None] = [None] * len(items)
@@ -702,7 +780,7 @@ def render_notebooks(items: list[tuple[bytes, list[dict], str]], *, show_outputs
                 raise FeedbackError(f"feedback rendering took longer than its {wall_seconds:g} s budget")
             nonce = secrets.token_hex(16)
             split = _split_cells(_render_bodies({k: nb for k, (nb, _) in prepared.items()}, nonce, left,
-                                                wall_seconds, sandbox), nonce)
+                                                wall_seconds, sandbox, renderer), nonce)
         except FeedbackError as exc:
             split = {k: exc for k in prepared}
         for key, (_, grade_ids) in prepared.items():

@@ -103,6 +103,7 @@ class _Run:
     parsed: dict = field(default_factory=dict)  # stem -> NotebookNode
     submitted: set = field(default_factory=set)  # stems of the notebooks handed in and kept
     trusted_pending: "Future | None" = None  # the trusted checks, running beside the notebooks
+    renderers: dict = field(default_factory=dict)  # kernel saw hidden tests? -> feedback.Renderer, started early
 
     @property
     def sub(self) -> Path:
@@ -207,6 +208,19 @@ def start_trusted(run: _Run, result: SubmissionResult) -> None:
 
     threading.Thread(target=check, name=f"trusted-{run.student_id}", daemon=True).start()
     run.trusted_pending = pending
+
+
+def start_renderers(run: _Run, result: SubmissionResult) -> None:
+    """The feedback renderers, started now (one per kind of page, as ``render_feedback`` groups
+    them), so that nbconvert's start-up hides under the notebooks'. Each waits, sandboxed,
+    for its pages; ``feedback`` feeds them and ``grade_submission`` closes any left unused."""
+    from . import feedback as fb
+
+    t = run.template
+    kinds = [nb in t.kernel_sees_hidden for nb in t.notebooks]
+    wall = max(2.0, run.stop_at - time.monotonic())
+    run.renderers = {hidden: fb.Renderer(wall, sandbox=run.settings.sandbox, pages=kinds.count(hidden))
+                     for hidden in sorted(set(kinds))}
 
 
 def autograde(run: _Run, result: SubmissionResult) -> None:
@@ -374,14 +388,14 @@ def feedback(run: _Run, result: SubmissionResult) -> None:
 
         notices = [{"kind": "notice", "message": Lateness(**result.late).describe()}]
     result.pages = render_feedback(run.template, run.settings, run.executed, result.cells + notices, run.stop_at,
-                                   result.flags, result.reasons)
+                                   result.flags, result.reasons, run.renderers)
     result.timings["feedback"] = time.perf_counter() - t0
     result.executed = {stem: raw.decode("utf-8", "replace") for stem, raw in run.executed.items()}
 
 
 #: The stages of grading one submission, in order (as nbgrader lists its preprocessors).
-STAGES = (copy_in, repair, scan, keep_pristine_package, start_trusted, autograde, score_cells, trusted_verdicts,
-          settle_status, feedback)
+STAGES = (copy_in, repair, scan, keep_pristine_package, start_trusted, start_renderers, autograde, score_cells,
+          trusted_verdicts, settle_status, feedback)
 
 
 def grade_submission(template: Template, settings: Settings, student_id: str, workdir: str | None,
@@ -403,8 +417,12 @@ def grade_submission(template: Template, settings: Settings, student_id: str, wo
                ingest_info=ingest_info, course=Path(scratch) / student_id, started=started,
                stop_at=time.monotonic() + template.wall_seconds)
     result = SubmissionResult(student_id, started_at=time.time())
-    for stage in STAGES:
-        stage(run, result)
+    try:
+        for stage in STAGES:
+            stage(run, result)
+    finally:
+        for renderer in run.renderers.values():
+            renderer.close()
     shutil.rmtree(run.course, ignore_errors=True)
     result.seconds = time.perf_counter() - started
     # ru_maxrss is KiB on Linux: the worker's peak over its whole life, this submission included.
@@ -421,8 +439,11 @@ def _read_executed(path: Path) -> bytes | None:
 
 
 def render_feedback(template: Template, settings: Settings, executed: dict[str, bytes], cells: list[dict],
-                    stop_at: float, flags: set, reasons: list) -> dict[str, str]:
+                    stop_at: float, flags: set, reasons: list, renderers: dict | None = None) -> dict[str, str]:
     """One page per executed notebook (name -> HTML), rendered in the sandbox, sanitised here.
+
+    `renderers` (kernel saw hidden tests? -> ``feedback.Renderer``) are the ones started ahead of
+    time; a group without one starts its own.
 
     A notebook whose kernel ran hidden tests is shown without any output (a cell can print
     `In`). Past the wall budget, or when rendering fails, the page is a notice and the
@@ -444,9 +465,10 @@ def render_feedback(template: Template, settings: Settings, executed: dict[str, 
         if left < 2:
             rendered = [fb.FeedbackError("the submission's wall budget was used up before this page")] * len(group)
         else:
-            rendered = fb.render_notebooks(items, show_outputs=group[0] not in template.kernel_sees_hidden,
+            hidden = group[0] in template.kernel_sees_hidden
+            rendered = fb.render_notebooks(items, show_outputs=not hidden,
                                            wall_seconds=max(2.0, min(120.0, left / (len(groups) - k))),
-                                           sandbox=settings.sandbox)
+                                           sandbox=settings.sandbox, renderer=(renderers or {}).get(hidden))
         for nb, page in zip(group, rendered):
             stem = nb[: -len(".ipynb")]
             if isinstance(page, fb.FeedbackError):

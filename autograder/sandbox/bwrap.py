@@ -91,7 +91,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
 from .limits import Limits
 
@@ -631,7 +631,8 @@ def run(
     cwd: os.PathLike | str,
     limits: Limits = Limits(),
     env: Mapping[str, str] | None = None,
-    stdin: bytes | None = None,
+    stdin: bytes | Callable[[], bytes] | None = None,
+    cancel: threading.Event | None = None,
 ) -> SandboxResult:
     """Run ``argv`` in the sandbox under ``limits`` and return what happened.
 
@@ -642,7 +643,10 @@ def run(
     cwd : working directory (inside a writable or readable path).
     limits : see :class:`Limits`.
     env : extra environment variables on top of :func:`sandbox_env`'s minimal one.
-    stdin : bytes fed to the command's stdin (default: empty).
+    stdin : bytes fed to the command's stdin (default: empty), or a callable that returns them:
+        called by a feeder thread once the command has started, so a command can start (and
+        import what it needs) before its input exists.
+    cancel : set it to stop the command now, as if its wall time were up (reason "timeout").
 
     Raises
     ------
@@ -654,13 +658,14 @@ def run(
     cgroup = RunCgroup(limits) if cgroups_available() else None
     try:
         cmd = limited_bwrap_argv(argv, writable=writable, readable=readable, cwd=cwd, limits=limits, cgroup=cgroup)
-        return _run_cmd(cmd, limits, sandbox_env(env), stdin, cgroup)
+        return _run_cmd(cmd, limits, sandbox_env(env), stdin, cgroup, cancel)
     finally:
         if cgroup is not None:
             cgroup.remove()
 
 
-def _run_cmd(cmd, limits: Limits, env, stdin, cgroup: RunCgroup | None) -> SandboxResult:
+def _run_cmd(cmd, limits: Limits, env, stdin, cgroup: RunCgroup | None,
+             cancel: threading.Event | None = None) -> SandboxResult:
     lock = threading.Lock()
     total = [0]
     over = threading.Event()
@@ -698,7 +703,7 @@ def _run_cmd(cmd, limits: Limits, env, stdin, cgroup: RunCgroup | None) -> Sandb
             pass
         if over.is_set():
             reason = "output"
-        elif time.monotonic() > deadline:
+        elif time.monotonic() > deadline or (cancel is not None and cancel.is_set()):
             reason = "timeout"
         if reason:
             kill_tree(proc, cgroup)
@@ -725,9 +730,9 @@ def _run_cmd(cmd, limits: Limits, env, stdin, cgroup: RunCgroup | None) -> Sandb
     )
 
 
-def _feed(pipe, data: bytes) -> None:
+def _feed(pipe, data) -> None:
     try:
-        pipe.write(data)
+        pipe.write(data() if callable(data) else data)
     except (BrokenPipeError, OSError):
         pass
     finally:

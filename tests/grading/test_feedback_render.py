@@ -291,3 +291,34 @@ def test_a_batch_renders_each_notebook_to_its_own_page_and_isolates_failures():
     assert "second page" in got[2] and "first page" not in got[2]
     for page in (got[0], got[2]):
         assert_inert(page)
+
+
+@needs_bwrap
+def test_a_renderer_started_ahead_renders_the_same_page_and_stops_at_its_budget():
+    """A Renderer (started before the notebooks exist, as grading does) gives the page a fresh
+    render gives, marker for marker; one given too little time is stopped, one never used ends."""
+    nb = _nb([_md("# Part 1", grade_id="q1", solution=True), _code("print(1)", [
+        {"output_type": "stream", "name": "stdout", "text": "1\n"}], grade_id="t1", grade=True, points=2)])
+    rows = [{"notebook": "01", "grade_id": "t1", "kind": "auto", "max_score": 2, "score": 2, "status": "passed",
+             "message": ""}]
+    fresh = feedback.render_notebooks([(nb, rows, "01")], show_outputs=True, wall_seconds=60)[0]
+    ahead = feedback.Renderer(60, sandbox=True)
+    time.sleep(0.5)  # the notebooks are still running
+    early = feedback.render_notebooks([(nb, rows, "01")], show_outputs=True, wall_seconds=60, renderer=ahead)[0]
+    assert isinstance(fresh, str) and isinstance(early, str)
+    assert early == fresh and "print" in early and "Part 1" in early
+
+    with pytest.raises(RuntimeError, match="one batch"):
+        ahead.run(b"{}", 5)  # one renderer per batch: never a second student's pages
+
+    heavy = "\n".join(f"* item **{j}** with `code` and [link](#x) and _more_" for j in range(40))
+    slow = feedback.Renderer(60, sandbox=True)
+    start = time.monotonic()
+    page = feedback.render_notebooks([(_nb([_md(heavy) for _ in range(feedback.MAX_CELLS)]), [], "02")],
+                                     show_outputs=True, wall_seconds=3, renderer=slow)[0]
+    assert isinstance(page, feedback.FeedbackError) and "longer than its 3 s budget" in str(page)
+    assert time.monotonic() - start < 3 + 10  # stopped at the batch's budget, not the renderer's 60 s
+
+    unused = feedback.Renderer(60, sandbox=True)
+    unused.close()
+    assert unused._done.result(timeout=30)[0] == 0  # it ended by itself, well before its 60 s

@@ -51,6 +51,28 @@ def test_stdin_is_passed_and_exit_status_kept(course):
     assert r.reason is None
 
 
+def test_input_that_comes_later_is_fed_and_cancel_stops_the_command(course):
+    """A command started before its input exists (the feedback renderer's warm start) gets the
+    input once it is known; setting `cancel` stops it at once, as its wall time would."""
+    ready = threading.Event()
+
+    def later():
+        ready.wait(10)
+        return b"late"
+
+    threading.Timer(0.5, ready.set).start()
+    r = run_in(course, "import sys; print(sys.stdin.read()[::-1])", stdin=later)
+    assert r.returncode == 0 and r.stdout == b"etal\n", r.stderr
+
+    cancel = threading.Event()
+    threading.Timer(1.0, cancel.set).start()
+    start = time.monotonic()
+    r = run_in(course, "import time\nwhile True: time.sleep(0.1)", cancel=cancel,
+               limits=Limits(wall_seconds=60))
+    assert r.reason == "timeout" and r.timed_out
+    assert time.monotonic() - start < 10  # cancelled, not its 60 s wall
+
+
 def test_grader_environment_is_not_inherited(course, monkeypatch):
     monkeypatch.setenv("NNKIT_COURSE_SECRET", "s3cr3t")
     r = run_in(course, "import os; print(os.environ.get('NNKIT_COURSE_SECRET')); print(os.environ['EXTRA'])",
