@@ -156,14 +156,47 @@ def make_api(config):
 
 
 def _cache_alembic_head() -> None:
-    """nbgrader runs `alembic heads` in a subprocess (~1.5 s) for every new gradebook;
-    the answer is a constant of the installed nbgrader, so ask once per process."""
+    """nbgrader runs `alembic heads` in a subprocess for every new gradebook (1.5-6 s: a fresh
+    interpreter importing SQLAlchemy and alembic and loading every migration); the answer is
+    a constant of the installed nbgrader: read it from its migration scripts once per process
+    (:func:`alembic_head`), asking alembic only if they do not name one head."""
     import nbgrader.api as nbapi
 
     if not getattr(nbapi.get_alembic_version, "_nnkit_cached", False):
-        cached = functools.lru_cache(maxsize=None)(nbapi.get_alembic_version)
-        cached._nnkit_cached = True
-        nbapi.get_alembic_version = cached
+        ask_alembic = nbapi.get_alembic_version
+
+        @functools.lru_cache(maxsize=None)
+        def head() -> str:
+            return alembic_head() or ask_alembic()
+
+        head._nnkit_cached = True
+        nbapi.get_alembic_version = head
+
+
+def alembic_head() -> str | None:
+    """The head revision of nbgrader's gradebook migrations, read from the literal ``revision`` and
+    ``down_revision`` of each script in ``nbgrader/alembic/versions`` (None unless exactly one head)."""
+    import ast
+
+    import nbgrader
+
+    revisions, parents = set(), set()
+    for script in (Path(nbgrader.__file__).parent / "alembic" / "versions").glob("*.py"):
+        found = {}
+        for node in ast.parse(script.read_text(encoding="utf-8")).body:
+            if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name) \
+                    and node.targets[0].id in ("revision", "down_revision"):
+                try:
+                    found[node.targets[0].id] = ast.literal_eval(node.value)
+                except ValueError:
+                    return None
+        if not isinstance(found.get("revision"), str):
+            return None
+        revisions.add(found["revision"])
+        down = found.get("down_revision")
+        parents.update(down if isinstance(down, (tuple, list)) else [down] if down else [])
+    heads = revisions - parents
+    return next(iter(heads)) if len(heads) == 1 else None
 
 
 def _tools_on_path() -> None:

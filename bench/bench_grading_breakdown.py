@@ -1,4 +1,4 @@
-"""Where the time of grading one fcnets submission goes (issue 12, item 3): measured, not cut yet.
+"""Where the time of grading one fcnets submission goes (issue 12, item 3).
 
     python bench/bench_grading_breakdown.py          # the reference submission, 2 rounds
     python bench/bench_grading_breakdown.py --quick  # 1 round
@@ -14,8 +14,11 @@ Everything is measured in this run, on this machine, with one BLAS thread. The b
   this process (no kernel, no messaging) — what the cells' own numpy work takes;
 - **kernel start**: a sandboxed kernel (bubblewrap, the copy into its /tmp) against a plain one,
   to a first `kernel_info` reply;
-- **fixed start-up** of a `grade` run before the first submission starts: the template
-  course, the gradebook registration, the preflight, one worker's spawn and nbgrader import.
+- **fixed start-up** of a `grade` run before the first submission starts: a real
+  `python -m autograder grade` of the one submission, from its launch to the moment its worker
+  began grading (the result's `started_at`); then its parts one by one (the template course,
+  the gradebook registration, the preflight, and the worker server's nbgrader import; a run does
+  the template and the registration one after the other, beside the preflight and the import).
 Targets (issue 12): sandboxed <= 1.3x plain; plain <= 2x compute; fixed start-up <= 5 s.
 It prints the ratios; it asserts nothing.
 """
@@ -152,8 +155,27 @@ def _kernel_start(sandboxed: bool, workdir: Path) -> float:
     return asyncio.run(once())
 
 
+def _cli_startup(zip_path: Path, work: Path) -> tuple[float, float]:
+    """(fixed start-up, wall) of a real `python -m autograder grade` run of one submission: from
+    the command's launch to the moment its worker began the submission (the result's
+    `started_at`), and to the command's end."""
+    import json
+
+    subs, out = work / "cli_subs", work / "cli_out"
+    subs.mkdir()
+    shutil.copyfile(zip_path, subs / zip_path.name)
+    env = dict(os.environ, NNKIT_COURSE_SECRET="bench", NNKIT_DATASET="embedded")
+    t0 = time.time()
+    subprocess.run([sys.executable, "-m", "autograder", "grade", "fcnets", "--submissions", str(subs),
+                    "--out", str(out)], cwd=REPO, env=env, check=True, capture_output=True)
+    wall = time.time() - t0
+    record = json.loads((out / ".nnkit" / "records" / f"{zip_path.stem}.json").read_text())
+    return record["result"]["started_at"] - t0, wall
+
+
 def _fixed_startup(work: Path) -> dict:
-    """The parts of a `grade` run before its first submission starts (a fresh template each)."""
+    """The coordinator's own parts of a `grade` run's start-up, one after the other in this warm
+    process (a fresh template each); the worker server imports nbgrader meanwhile."""
     from autograder.grading.settings import Settings
     from autograder.grading.template import locate, prepare_template
     from autograder.grading.gradebook import register_assignment
@@ -168,12 +190,13 @@ def _fixed_startup(work: Path) -> dict:
     register_assignment(a, f"sqlite:///{work / 'startup.db'}", work / "register")
     out["gradebook registration"] = time.perf_counter() - t
     t = time.perf_counter()
-    preflight(template, Settings())
+    preflight(a.name, Path(a.source_dir) / a.manifest.notebooks[0], template.covered, Settings())
     out["preflight (kernel + trusted runner)"] = time.perf_counter() - t
     t = time.perf_counter()
-    # What a spawned worker does before its first job: a fresh interpreter importing nbgrader.
-    subprocess.run([sys.executable, "-c", "import nbgrader.apps"], check=True)
-    out["worker spawn + nbgrader import"] = time.perf_counter() - t
+    # What the worker server does meanwhile, in parallel: a fresh interpreter importing nbgrader
+    # (with the kit's skip of jsonschema's slow optional import, as the server has it).
+    subprocess.run([sys.executable, "-c", "import autograder, nbgrader.apps"], check=True, cwd=REPO)
+    out["worker server's nbgrader import (in parallel)"] = time.perf_counter() - t
     return out
 
 
@@ -213,6 +236,7 @@ def main(argv=None) -> int:
         k_sand = statistics.median(_kernel_start(True, plain_dir) for _ in range(rounds + 1))
         k_plain = statistics.median(_kernel_start(False, plain_dir) for _ in range(rounds + 1))
         fixed = _fixed_startup(work)
+        startup, cli_wall = _cli_startup(zip_path, work)
 
         print(f"one fcnets reference submission, median of {rounds} round(s), status {runs[-1]['status']}:")
         print(f"  sandboxed grading in a warm worker: {sandboxed:6.2f} s  = "
@@ -225,9 +249,9 @@ def main(argv=None) -> int:
         print(f"  ratio sandboxed grading / plain execution: {sandboxed / plain:.2f}x  (target <= 1.3x)")
         print(f"  ratio autograde step alone / plain execution: {steps.get('autograde', 0) / plain:.2f}x")
         print(f"  ratio plain execution / compute: {plain / compute:.2f}x  (target <= 2x)")
-        total = sum(fixed.values())
-        print(f"  fixed start-up of a grade run: {total:.1f} s  (target <= 5 s) = "
-              + ", ".join(f"{k} {v:.1f} s" for k, v in fixed.items()))
+        print(f"  fixed start-up of a grade run: {startup:.1f} s  (target <= 5 s): `python -m autograder grade` "
+              f"launched to its worker beginning the submission (whole run {cli_wall:.1f} s); its parts, "
+              "measured one by one here: " + ", ".join(f"{k} {v:.1f} s" for k, v in fixed.items()))
         return 0
     finally:
         shutil.rmtree(work, ignore_errors=True)

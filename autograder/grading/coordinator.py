@@ -185,6 +185,7 @@ def grade(assignment: str | Path, submissions: str | Path, out: str | Path, *, w
         _remove_stale_tmp()
         tmp = Path(tempfile.mkdtemp(prefix=f"{_TMP_PREFIX}{os.getpid()}-"))
         pool = None
+        checking = _start_preflight(a, settings) if found and preflight and not scheduler else None
         try:
             check_output_space(out, found, tmp)
             C.recover(out, db_url)
@@ -198,7 +199,7 @@ def grade(assignment: str | Path, submissions: str | Path, out: str | Path, *, w
 
                 results = run_on_cluster(scheduler, a, template, settings, jobs, release_key)
             else:
-                jobs = _after_preflight(jobs, template, settings, preflight)
+                jobs = _after_preflight(jobs, checking)
                 pool = _LazyPool(workers, (template, settings, str(tmp / "courses")))
                 results = pool.run(jobs, template.wall_seconds + DEADLINE_SLACK_SECONDS)
             for job, result in results:
@@ -215,6 +216,8 @@ def grade(assignment: str | Path, submissions: str | Path, out: str | Path, *, w
         finally:
             if pool is not None:
                 pool.close()
+            if checking is not None:
+                checking.exception()  # a preflight nobody awaited (nothing to grade) still ends here
             shutil.rmtree(tmp, ignore_errors=True)
 
 
@@ -299,15 +302,47 @@ def _commit_result(out: Path, db_url: str, assignment: str, job: dict, result: d
         progress(applied)
 
 
-def _after_preflight(jobs, template: Template, settings: Settings, enabled: bool):
-    """The jobs, once a sandboxed kernel and a trusted runner have started on the reference."""
+def _start_preflight(a: Assignment, settings: Settings):
+    """The preflight (``preflight.preflight``), started in a thread as the run begins: it runs
+    beside the template course and the gradebook registration. A Future of None, or of its
+    GradeRunError."""
+    from concurrent.futures import Future
+    import threading
+
+    from .preflight import preflight
+    from .template import trusted_coverage
+
+    # Imported here, before the thread starts: two threads importing nbgrader at once (this one
+    # for the template) can meet its circular imports half done.
+    import nbclient  # noqa: F401
+    import nbgrader.apps  # noqa: F401
+
+    from .. import trusted  # noqa: F401
+    from ..sandbox import kernel  # noqa: F401
+
+    pending: Future = Future()
+
+    def check() -> None:
+        try:
+            covered = trusted_coverage(a.name, settings.trusted)
+            preflight(a.name, Path(a.source_dir) / a.manifest.notebooks[0], covered, settings)
+        except BaseException as exc:
+            pending.set_exception(exc)
+        else:
+            pending.set_result(None)
+
+    threading.Thread(target=check, name="preflight", daemon=True).start()
+    return pending
+
+
+def _after_preflight(jobs, checking):
+    """The jobs, once the preflight (a Future, or None when disabled) said a sandboxed kernel and a
+    trusted runner start here; a run with nothing to grade never waits for it."""
     jobs = iter(jobs)
     first = next(jobs, None)
     if first is None:
         return
-    if enabled:
-        from .preflight import preflight
-
-        preflight(template, settings)
+    if checking is not None:
+        checking.result()  # raises its GradeRunError
     yield first
     yield from jobs

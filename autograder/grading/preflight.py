@@ -17,20 +17,20 @@ from pathlib import Path
 KERNEL_START_SECONDS = 90
 
 
-def _kernel_name(template) -> str:
+def _kernel_name(notebook: Path) -> str:
     import nbformat
 
-    nb = nbformat.read(str(Path(template.release) / template.notebooks[0]), as_version=4)
+    nb = nbformat.read(str(notebook), as_version=4)
     return nb.metadata.get("kernelspec", {}).get("name", "python3")
 
 
-def _start_kernel(template, settings, workdir: Path) -> str | None:
-    """Run one cell in a kernel started as grading starts it; None, or what went wrong."""
+def _start_kernel(notebook: Path, settings, workdir: Path) -> str | None:
+    """Run one cell in a kernel started as grading starts `notebook`'s; None, or what went wrong."""
     from jupyter_client.kernelspec import NoSuchKernel
     from nbclient import NotebookClient
     from nbformat.v4 import new_code_cell, new_notebook
 
-    name = _kernel_name(template)
+    name = _kernel_name(notebook)
     nb = new_notebook(cells=[new_code_cell("import numpy\nprint('nnkit-preflight', 6 * 7)")],
                       metadata={"kernelspec": {"name": name, "display_name": name, "language": "python"}})
     extra = {}
@@ -59,14 +59,14 @@ def _start_kernel(template, settings, workdir: Path) -> str | None:
     return None
 
 
-def _trusted_runner(template, settings) -> str | None:
+def _trusted_runner(assignment: str, covered, settings) -> str | None:
     """The trusted checks on the reference package: must run and pass (else the grader is broken)."""
     from .. import REPO_ROOT, trusted
 
-    if not template.covered:
+    if not covered:
         return None
     try:
-        report = trusted.check_package(REPO_ROOT / "source" / "nnkit", template.assignment, seed=12345,
+        report = trusted.check_package(REPO_ROOT / "source" / "nnkit", assignment, seed=12345,
                                        sandbox=settings.sandbox, wall_seconds=120.0)
     except Exception as exc:
         return f"{type(exc).__name__}: {exc}"
@@ -76,14 +76,19 @@ def _trusted_runner(template, settings) -> str | None:
     return None
 
 
-def preflight(template, settings) -> None:
-    """Raise GradeRunError, with the real error and the fix, unless kernel and runner both work here."""
+def preflight(assignment: str, notebook: Path, covered, settings) -> None:
+    """Raise GradeRunError, with the real error and the fix, unless kernel and runner both work here.
+
+    `notebook`: one of the assignment's source notebooks (its kernelspec is the one grading starts);
+    `covered`: the grade ids the trusted checks score (none: no runner to try). It needs
+    nothing of the template course, so a run starts it beside the template's making.
+    """
     from .coordinator import GradeRunError
 
     workdir = Path(tempfile.mkdtemp(prefix="nnkit-preflight-"))
     workdir.chmod(0o755)  # read-only inside the sandbox, whose uid is not ours when we are root
     try:
-        problem = _start_kernel(template, settings, workdir)
+        problem = _start_kernel(notebook, settings, workdir)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     if problem:
@@ -92,8 +97,8 @@ def preflight(template, settings) -> None:
             f"{problem}\nFix: check the kernelspec (`jupyter kernelspec list`; its interpreter must exist and be "
             "readable, e.g. reinstall it with `python -m ipykernel install --sys-prefix --name python3` from "
             "the grader's venv) and that bubblewrap works (`python -m pytest tests/sandbox`). Nothing was graded.")
-    problem = _trusted_runner(template, settings)
+    problem = _trusted_runner(assignment, covered, settings)
     if problem:
         raise GradeRunError(f"preflight: the trusted checks do not run on the reference package: {problem}\n"
                             "Fix: run `python -m autograder check-package source/nnkit --assignment "
-                            f"{template.assignment}` to see why. Nothing was graded.")
+                            f"{assignment}` to see why. Nothing was graded.")

@@ -47,3 +47,19 @@ def test_config_for_manifest_excludes_exactly_the_student_modules(tmp_path):
     # source/mini/manifest.toml lists these two student modules.
     assert cfg.Autograde.exclude_overwriting == {"mini": ["nnkit/ops.py", "nnkit/sub/extra.py"]}
     assert cfg.Execute.timeout == 5
+
+
+def test_the_gradebook_migration_head_read_from_the_scripts_is_alembics_own():
+    """New gradebooks are stamped with the head nnkit reads from nbgrader's migration scripts
+    (instead of nbgrader's `alembic heads` subprocess): it must be the head alembic computes."""
+    import nbgrader
+    from alembic.script import ScriptDirectory
+
+    import nbgrader.api as nbapi
+
+    from autograder.nbgrader_course import _cache_alembic_head, alembic_head
+
+    heads = ScriptDirectory(str(Path(nbgrader.__file__).parent / "alembic")).get_heads()
+    assert len(heads) == 1 and alembic_head() == heads[0]
+    _cache_alembic_head()
+    assert nbapi.get_alembic_version() == heads[0]
