@@ -28,6 +28,7 @@ the per-image ones (must be <= 1e-12), and the time per image of each step of
 the batched path (one 64-image block), to show where the time goes.
 """
 import os
+from readme_rows import row
 
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_var] = "1"  # before numpy is imported
@@ -173,6 +174,10 @@ def main():
     med, per = ratio("cs231n call", "batched")
     print(f"  lambda call / batched call   : {med:6.2f}   (must be ~1)")
     print(f"max |batched - per-image| = {diff:.3g}  (must be <= 1e-12)")
+    lam, _ = ratio("loop", "cs231n call")
+    row(f"HOG + hue features, {n} images", f"{best('batched'):.2f} s",
+        f"{ratio('loop', 'batched')[0]:.1f}x our per-image loop ({lam:.1f}x called the CS231n way, with a lambda); "
+        f"equal to {diff:.0e}")
     if starter:
         med, per = ratio("starter", "batched")
         print(f"CS231n starter loop (scipy), scaled from {starter_n}: {best('starter'):8.2f} s -> batched is "

@@ -34,6 +34,7 @@ import tempfile
 import time
 import zipfile
 from pathlib import Path
+from readme_rows import row
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "source")]
@@ -249,6 +250,11 @@ def main(argv=None) -> int:
         print(f"  ratio sandboxed grading / plain execution: {sandboxed / plain:.2f}x  (target <= 1.3x)")
         print(f"  ratio autograde step alone / plain execution: {steps.get('autograde', 0) / plain:.2f}x")
         print(f"  ratio plain execution / compute: {plain / compute:.2f}x  (target <= 2x)")
+        row("sandboxed grading of one fcnets reference submission (autograde, trusted checks, feedback)",
+            f"{sandboxed:.1f} s", f"{sandboxed / plain:.2f}x a plain nbclient run of its notebooks ({plain:.1f} s; "
+            f"target 1.3x); that run is {plain / compute:.2f}x the cells' own compute ({compute:.1f} s; target 2x)")
+        row("fixed start-up of `python -m autograder grade` (launch to the first submission starting)",
+            f"{startup:.1f} s", "target 5 s; " + ", ".join(f"{k} {v:.1f} s" for k, v in fixed.items()))
         print(f"  fixed start-up of a grade run: {startup:.1f} s  (target <= 5 s): `python -m autograder grade` "
               f"launched to its worker beginning the submission (whole run {cli_wall:.1f} s); its parts, "
               "measured one by one here: " + ", ".join(f"{k} {v:.1f} s" for k, v in fixed.items()))

@@ -16,6 +16,7 @@ pixels, ~19% ink like the real digits), then times, best of 3:
 --quick writes 10,000 MNIST rows instead of 60,000 (its targets scaled) and times once.
 """
 import os
+from readme_rows import row
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
@@ -165,6 +166,7 @@ def main():
             tgt = "" if target is None else f"{target:g}"
             fl = "" if floor is None else f"{floor:7.3f} {t / floor:7.2f}  ({what})"
             print(f"{name:52s} {t:8.3f} {tgt:>7s} {verdict:4s}  {fl}")
+            row(name, f"{t:.3f} s", "" if floor is None else f"{t / floor:.2f}x the floor ({what})")
     finally:
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)

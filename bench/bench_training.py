@@ -28,6 +28,7 @@ thread it is the compute time, and it does not count the time other processes
 hold the core. ``--clock wall`` measures elapsed time instead.
 """
 import os
+from readme_rows import row
 
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_var] = "1"  # before numpy is imported
@@ -318,6 +319,7 @@ def main():
     print(f"{'workload':<88} {'time s':>8} {'bound s':>8} {'ratio':>6}  note")
     for name, t, bound, note in rows:
         print(f"{name:<88} {t:8.3f} {bound:8.3f} {t / bound:6.2f}  {note}")
+        row(name, f"{t:.2f} s", f"{t / bound:.2f}x its bound ({note})" if note else f"{t / bound:.2f}x its bound")
     print()
     print("bound: the workload's own matrix products (epochs: every loss call the run made,")
     print("including the Solver's accuracy checks; no dX for the input layer), each shape")

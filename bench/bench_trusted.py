@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from readme_rows import row
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "source")]
@@ -99,6 +100,9 @@ def main(argv):
         return 0
     print(f"grade of one reference submission: {t_grade:.2f} s (exit {code}); trusted checks "
           f"{whole[0]:.2f} s = {whole[0] / t_grade:.0%} of it")
+    row(f"`check-package` fcnets ({len(plan_checks)} trusted checks, {'sandboxed' if boxed else 'unsandboxed'})",
+        f"{whole[0]:.2f} s", f"{whole[0] / t_grade:.0%} of a whole `grade` of one fcnets submission ({t_grade:.1f} s), "
+        "which runs them beside the notebooks")
     return 0
 
 

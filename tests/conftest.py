@@ -47,6 +47,26 @@ def use_sandbox():
 
 
 @pytest.fixture(scope="session")
+def reference_run_of(tmp_path_factory):
+    """`reference_run_of(assignment)` -> the folder where the assignment's source notebooks were
+    executed once with the reference package on the embedded dataset, as the release's
+    self-grade does (its ``models/`` hold the reference's saved models). Made once per session
+    and shared: read it, never write into it."""
+    from autograder.release.plan import plan_release
+    from autograder.release.selfgrade import run_reference
+
+    runs: dict[str, Path] = {}
+
+    def run(assignment: str) -> Path:
+        if assignment not in runs:
+            runs[assignment] = run_reference(plan_release(assignment),
+                                             tmp_path_factory.mktemp(f"{assignment}_reference_run"))
+        return runs[assignment]
+
+    return run
+
+
+@pytest.fixture(scope="session")
 def mutant_catalog(kit):
     """`mutant_catalog(assignment)` -> (MUTANTS, ACCEPTED) of tests/<assignment>/mutants.py, built
     with the kit's Mutant."""

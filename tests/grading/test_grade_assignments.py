@@ -20,18 +20,16 @@ pytestmark = pytest.mark.skipif(not sandbox.available(), reason="bubblewrap is n
 
 
 @pytest.mark.parametrize("assignment", list_assignments())
-def test_reference_gets_every_point_and_the_untouched_release_none(tmp_path, assignment):
+def test_reference_gets_every_point_and_the_untouched_release_none(tmp_path, assignment, reference_run_of):
     from autograder import course_demo
     from autograder.grading.coordinator import grade
     from autograder.grading.settings import Settings
-    from autograder.release.plan import plan_release
-    from autograder.release.selfgrade import run_reference
 
     release = REPO_ROOT / "assignments" / assignment
     if not (release / "nnkit" / "__init__.py").is_file():
         pytest.fail(f"assignments/{assignment} is not built: run `python -m autograder release {assignment}`")
     m = load_manifest(assignment)
-    run = run_reference(plan_release(assignment), tmp_path / "reference_run")
+    run = reference_run_of(assignment)
     zips = course_demo.make_submissions(tmp_path / "submissions", m, REPO_ROOT / "source" / assignment, release,
                                         run, hostile=False)
     for extra in set(zips) - {"reference", "untouched_release"}:

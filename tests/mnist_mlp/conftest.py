@@ -11,11 +11,9 @@ def catalog(mutant_catalog):
 
 
 @pytest.fixture(scope="session")
-def reference_run(tmp_path_factory):
+def reference_run(reference_run_of):
     """The source notebooks executed once with the reference package (embedded dataset), as the
     release's self-grade does: a folder holding ``models/`` with the reference's saved models.
-    (The models are outputs of the notebooks, never committed.)"""
-    from autograder.release.plan import plan_release
-    from autograder.release.selfgrade import run_reference
-
-    return run_reference(plan_release("mnist_mlp"), tmp_path_factory.mktemp("mnist_mlp_reference"))
+    (The models are outputs of the notebooks, never committed; the run is shared with
+    tests/grading/test_grade_assignments.py.)"""
+    return reference_run_of("mnist_mlp")
