@@ -65,13 +65,14 @@ if "imp" not in sys.modules and importlib.util.find_spec("imp") is None:
     sys.modules["imp"] = types.ModuleType("imp")
     sys.modules["imp"].reload = importlib.reload
 try:
-    get_ipython().run_line_magic("load_ext", "autoreload")
-    get_ipython().run_line_magic("autoreload", "2")
-    # IPython 9's "deduper" reloader makes tracebacks point at the wrong lines after an edit:
-    # keep the classic reloader.
-    _reloader = getattr(get_ipython().magics_manager.registry.get("AutoreloadMagics"), "_reloader", None)
-    if getattr(_reloader, "deduper_reloader", None) is not None:
-        _reloader.deduper_reloader.enabled = False
+    if not GRADING:  # the grader edits nothing, and autoreload's check before every cell costs it time
+        get_ipython().run_line_magic("load_ext", "autoreload")
+        get_ipython().run_line_magic("autoreload", "2")
+        # IPython 9's "deduper" reloader makes tracebacks point at the wrong lines after an edit:
+        # keep the classic reloader.
+        _reloader = getattr(get_ipython().magics_manager.registry.get("AutoreloadMagics"), "_reloader", None)
+        if getattr(_reloader, "deduper_reloader", None) is not None:
+            _reloader.deduper_reloader.enabled = False
     get_ipython().run_line_magic("matplotlib", "inline")
 except Exception as exc:  # autoreload is a convenience: never stop here because of it
     print(f"(autoreload is off: {exc}; restart the kernel after editing nnkit)")
