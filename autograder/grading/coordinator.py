@@ -11,8 +11,9 @@ The flow, for `grade(assignment, submissions, out)`:
 2. **Ingest** (`autograder.grading.ingest`) makes a safe working copy of each submission,
    or refuses it with a reason.
 3. **Workers.** `workers` processes, forked by a worker server that imported nbgrader
-   once (``pool.start_worker_server``, started as the run begins), grade one submission at a time, each in its own copy of the template
-   course with its own copy of the template gradebook: repair
+   once (``pool.start_worker_server``, started as the run begins), grade one submission
+   at a time, each in its own copy of the template course with its own copy of the
+   template gradebook: repair
    (`autograder.grading.repair`), nbgrader's autograde through `NbGraderAPI` with the
    student's kernel in bubblewrap (`autograder.sandbox.kernel`), the per-cell
    scores, the trusted checks (`autograder.trusted`, where the assignment has

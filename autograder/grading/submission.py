@@ -203,7 +203,10 @@ def start_trusted(run: _Run, result: SubmissionResult) -> None:
     started = time.perf_counter()
 
     def check() -> None:
-        verdict = _trusted_verdicts(t, run.settings, run.student_id, run.trusted_dir, wall)
+        try:
+            verdict = _trusted_verdicts(t, run.settings, run.student_id, run.trusted_dir, wall)
+        except BaseException as exc:  # never a silent thread: no verdict is 0 (fail closed)
+            verdict = {"error": f"{type(exc).__name__}: {exc}"[:500]}
         pending.set_result((verdict, time.perf_counter() - started))
 
     threading.Thread(target=check, name=f"trusted-{run.student_id}", daemon=True).start()
