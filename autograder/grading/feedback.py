@@ -423,7 +423,10 @@ class Renderer:
             return self._done.result(timeout=seconds)
         except TimeoutError:
             self._cancel.set()
-            self._done.result(timeout=30)
+            try:
+                self._done.result(timeout=30)  # the sandbox kills it within its 20 ms poll
+            except TimeoutError:
+                pass
             return -9, b"", b"", "timeout"
 
     def close(self) -> None:

@@ -96,6 +96,7 @@ class _Run:
     started: float
     stop_at: float  # time.monotonic() deadline of the whole submission (template.wall_seconds)
     reserve: float = 0.0  # of the budget, kept back from the notebooks for trusted checks and feedback
+    # (set by grade_submission: ``_reserve``)
     scores: list = field(default_factory=list)  # nbgrader's CellScore per graded cell
     incidents: list = field(default_factory=list)  # GuardedExecute's per-cell events
     nbgrader_error: str | None = None
@@ -197,8 +198,8 @@ def start_trusted(run: _Run, result: SubmissionResult) -> None:
     if not run.template.covered:
         return
     t = run.template
-    feedback_share = 0.5 * min(TRUSTED_RESERVE_SECONDS, 0.3 * t.wall_seconds)
-    wall = max(5.0, min(120.0, run.stop_at - time.monotonic() - feedback_share))
+    # What is left of the budget, less the feedback's half of the reserve.
+    wall = max(5.0, min(120.0, run.stop_at - time.monotonic() - 0.5 * run.reserve))
     pending: Future = Future()
     started = time.perf_counter()
 
@@ -226,6 +227,12 @@ def start_renderers(run: _Run, result: SubmissionResult) -> None:
                      for hidden in sorted(set(kinds))}
 
 
+def _reserve(t: Template) -> float:
+    """Seconds of a submission's budget kept back from its notebooks: for the trusted checks and the
+    feedback pages (half each) where the checks cover cells, else for the feedback pages."""
+    return min(TRUSTED_RESERVE_SECONDS, 0.3 * t.wall_seconds) if t.covered else min(30.0, 0.1 * t.wall_seconds)
+
+
 def autograde(run: _Run, result: SubmissionResult) -> None:
     """nbgrader's autograde, every kernel in the sandbox, execution guarded cell by cell; the
     executed notebooks read back from what nbgrader wrote."""
@@ -234,8 +241,6 @@ def autograde(run: _Run, result: SubmissionResult) -> None:
     t, settings, a = run.template, run.settings, run.template.assignment
     guard = _guard_class(settings.sandbox)
     guard.incidents = []
-    run.reserve = min(TRUSTED_RESERVE_SECONDS, 0.3 * t.wall_seconds) if t.covered else \
-        min(30.0, 0.1 * t.wall_seconds)
     guard.stop_at = run.stop_at - run.reserve
     extra = {"GuardedExecute": {"notebook_timeout": settings.notebook_timeout},
              "NbGraderAPI": {"log_level": "ERROR"}}
@@ -418,7 +423,7 @@ def grade_submission(template: Template, settings: Settings, student_id: str, wo
     started = time.perf_counter()
     run = _Run(template=template, settings=settings, student_id=student_id, src=Path(workdir),
                ingest_info=ingest_info, course=Path(scratch) / student_id, started=started,
-               stop_at=time.monotonic() + template.wall_seconds)
+               stop_at=time.monotonic() + template.wall_seconds, reserve=_reserve(template))
     result = SubmissionResult(student_id, started_at=time.time())
     try:
         for stage in STAGES:
