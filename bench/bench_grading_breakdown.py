@@ -17,8 +17,9 @@ Everything is measured in this run, on this machine, with one BLAS thread. The b
 - **fixed start-up** of a `grade` run before the first submission starts: a real
   `python -m autograder grade` of the one submission, from its launch to the moment its worker
   began grading (the result's `started_at`); then its parts one by one (the template course,
-  the gradebook registration, the preflight, and the worker server's nbgrader import; a run does
-  the template and the registration one after the other, beside the preflight and the import).
+  the preflight, the worker server's nbgrader import, and the gradebook registration; a run
+  builds the template beside the preflight and the import, and registers the assignment
+  beside its first submission).
 Targets (issue 12): sandboxed <= 1.3x plain; plain <= 2x compute; fixed start-up <= 5 s.
 It prints the ratios; it asserts nothing.
 """
@@ -188,9 +189,6 @@ def _fixed_startup(work: Path) -> dict:
     template = prepare_template(a, work / "tpl" / "course", Settings())
     out["template course"] = time.perf_counter() - t
     t = time.perf_counter()
-    register_assignment(a, f"sqlite:///{work / 'startup.db'}", work / "register")
-    out["gradebook registration"] = time.perf_counter() - t
-    t = time.perf_counter()
     preflight(a.name, Path(a.source_dir) / a.manifest.notebooks[0], template.covered, Settings())
     out["preflight (kernel + trusted runner)"] = time.perf_counter() - t
     t = time.perf_counter()
@@ -198,6 +196,9 @@ def _fixed_startup(work: Path) -> dict:
     # (with the kit's skip of jsonschema's slow optional import, as the server has it).
     subprocess.run([sys.executable, "-c", "import autograder, nbgrader.apps"], check=True, cwd=REPO)
     out["worker server's nbgrader import (in parallel)"] = time.perf_counter() - t
+    t = time.perf_counter()
+    register_assignment(a, f"sqlite:///{work / 'startup.db'}", work / "register")
+    out["gradebook registration (beside the first submission)"] = time.perf_counter() - t
     return out
 
 

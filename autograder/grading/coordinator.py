@@ -19,7 +19,8 @@ The flow, for `grade(assignment, submissions, out)`:
    scores, the trusted checks (`autograder.trusted`, where the assignment has
    them) and the feedback HTML. A worker returns plain data only.
 4. **Coordinator.** This process alone writes the real gradebook (nbgrader's
-   `Gradebook`, SQLite in `out` or any SQLAlchemy URL), keeps manual grades,
+   `Gradebook`, SQLite in `out` or any SQLAlchemy URL), once the assignment is registered
+   there (`gradebook.Registration`, beside the first submissions), keeps manual grades,
    and writes `grades.csv`, `grades_by_check.csv`, `results/` (`autograder.grading.outputs`).
    A worker that hangs past the submission's hard deadline, or dies, is killed
    and replaced; that submission is recorded as `partial`, never as a silent 0.
@@ -47,7 +48,7 @@ import tempfile
 from pathlib import Path
 
 from .. import REPO_ROOT
-from .gradebook import register_assignment
+from .gradebook import Registration, RegistrationError
 from .ingest import discover, ingest
 from .pool import _LazyPool
 from .result import PARTIAL, REJECTED
@@ -178,23 +179,27 @@ def grade(assignment: str | Path, submissions: str | Path, out: str | Path, *, w
     from .deadline import read_timestamps
 
     stamps = read_timestamps(timestamps) if timestamps else {}
-    if found and not scheduler:
+    local = bool(found) and not scheduler
+    if local:
         from .pool import start_worker_server
 
         start_worker_server()  # its imports run while this process builds the template and preflights
     with RunLock(out, db_url):
         _remove_stale_tmp()
         tmp = Path(tempfile.mkdtemp(prefix=f"{_TMP_PREFIX}{os.getpid()}-"))
-        pool = None
-        checking = _start_preflight(a, settings) if found and preflight and not scheduler else None
+        pool = registration = None
+        checking = _start_preflight(a, settings) if local and preflight else None
         try:
             check_output_space(out, found, tmp)
             C.recover(out, db_url)
             template = cached_template(a, settings)
-            register_assignment(a, db_url, tmp / "register")
+            # Beside the first submissions, in a worker-server process, when there are local workers.
+            registration = Registration(a, db_url, tmp / "register", _worker_context() if local else None)
+            registered = _registered(registration)
             release_key = _inputs_digest(a)
             grader_key = C.grader_digest(_settings_digest(settings))
-            jobs = _jobs(a, found, out, tmp, settings, release_key, grader_key, force, progress, db_url, stamps)
+            jobs = _jobs(a, found, out, tmp, settings, release_key, grader_key, force, progress, db_url, stamps,
+                         registered)
             if scheduler:
                 from .dask_cluster import run_on_cluster
 
@@ -204,7 +209,9 @@ def grade(assignment: str | Path, submissions: str | Path, out: str | Path, *, w
                 pool = _LazyPool(workers, (template, settings, str(tmp / "courses")))
                 results = pool.run(jobs, template.wall_seconds + DEADLINE_SLACK_SECONDS)
             for job, result in results:
+                registered()
                 _commit_result(out, db_url, a.name, job, result, progress)
+            registered()
             return C.export(out, db_url, a.name)
         except C.CommitError as exc:
             raise GradeRunError(f"stopped: {exc}. Every submission committed before stays; free the space "
@@ -213,6 +220,8 @@ def grade(assignment: str | Path, submissions: str | Path, out: str | Path, *, w
             if pool is not None:
                 pool.kill()
                 pool = None
+            if registration is not None:
+                registration.stop()
             raise
         finally:
             if pool is not None:
@@ -220,6 +229,23 @@ def grade(assignment: str | Path, submissions: str | Path, out: str | Path, *, w
             if checking is not None:
                 checking.exception()  # a preflight nobody awaited (nothing to grade) still ends here
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _worker_context():
+    from .pool import worker_context
+
+    return worker_context()
+
+
+def _registered(registration: Registration):
+    """`registration.wait`, as the run's own error: called before every write to the gradebook."""
+    def wait() -> None:
+        try:
+            registration.wait()
+        except RegistrationError as exc:
+            raise GradeRunError(f"{exc}; fix the gradebook (--db) and run again") from None
+
+    return wait
 
 
 def _refuse_stale_release(a: Assignment, root: Path) -> None:
@@ -237,11 +263,11 @@ def _refuse_stale_release(a: Assignment, root: Path) -> None:
 
 
 def _jobs(a: Assignment, found, out: Path, tmp: Path, settings: Settings, release_key: str, grader_key: str,
-          force: bool, progress, db_url: str, stamps: dict):
+          force: bool, progress, db_url: str, stamps: dict, registered):
     """The submissions to grade, ingested one at a time as workers ask for them.
 
-    Rejected ones (and duplicates) are committed here at once; unchanged ones since a
-    committed grade are skipped (reported through `progress` with `skipped`).
+    Rejected ones (and duplicates) are committed here at once, once `registered()` returned;
+    unchanged ones since a committed grade are skipped (reported through `progress` with `skipped`).
     """
     from collections import Counter
 
@@ -252,6 +278,7 @@ def _jobs(a: Assignment, found, out: Path, tmp: Path, settings: Settings, releas
         if counts[sid] > 1:
             if sid not in done:  # once per student
                 done.add(sid)
+                registered()
                 applied = C.commit(out, db_url, a.name, _rejected(
                     sid, [f"submitted twice ({sid}.zip and {sid}/); keep one"]), None, {}, {})
                 if progress:
@@ -260,6 +287,7 @@ def _jobs(a: Assignment, found, out: Path, tmp: Path, settings: Settings, releas
         workdir = tmp / "ingested" / sid
         got = ingest(sid, path, a.manifest.submission_files, workdir, settings.ingest_limits)
         if not got.accepted:
+            registered()
             applied = C.commit(out, db_url, a.name, _rejected(sid, got.refused), None, {}, {})
             if progress:
                 progress(applied)

@@ -1,4 +1,5 @@
-"""The real gradebook (nbgrader's `Gradebook`, SQLite or any SQLAlchemy URL), written by the coordinator only."""
+"""The real gradebook (nbgrader's `Gradebook`, SQLite or any SQLAlchemy URL), written by the coordinator
+only (and, before its first write, by the process that registers the assignment: `Registration`)."""
 from __future__ import annotations
 
 import shutil
@@ -18,6 +19,72 @@ def register_assignment(a: Assignment, db_url: str, scratch: Path) -> None:
     src = nc.put_source(config, a.name, a.source_dir, list(a.manifest.notebooks))
     nc.generate_assignment(api, a.name)
     shutil.rmtree(src, ignore_errors=True)
+
+
+class RegistrationError(RuntimeError):
+    """The assignment could not be registered in the real gradebook (nbgrader's error in the message)."""
+
+
+class Registration:
+    """`register_assignment`, run beside the first submissions instead of before them.
+
+    nbgrader's generate_assignment takes one to two seconds that the first submission need not
+    wait for: with a worker context (the worker server's, nbgrader already imported there) it
+    runs in a forked process of its own, which keeps nbgrader's chdir into its course folder out
+    of the coordinator; without one it runs here at once. Every write to the gradebook calls
+    :meth:`wait` first.
+    """
+
+    def __init__(self, a: Assignment, db_url: str, scratch: Path, ctx=None):
+        self._proc = self._conn = None
+        self._error: str | None = None
+        if ctx is None:
+            self._error = _register(a, db_url, scratch)
+            return
+        self._conn, child = ctx.Pipe(duplex=False)
+        self._proc = ctx.Process(target=_register_main, args=(child, a, db_url, str(scratch)),
+                                 name="nnkit-register", daemon=True)
+        self._proc.start()
+        child.close()
+
+    def wait(self) -> None:
+        """Return once the assignment is registered; raise RegistrationError if it could not be."""
+        if self._proc is not None:
+            try:
+                self._error = self._conn.recv()  # None on success
+            except EOFError:
+                self._proc.join()
+                self._error = f"the registering process died (exit code {self._proc.exitcode})"
+            self._proc.join()
+            self._conn.close()
+            self._proc = None
+        if self._error is not None:
+            raise RegistrationError(f"the assignment could not be registered in the gradebook: {self._error}")
+
+    def stop(self) -> None:
+        """Kill an unfinished registration (the run is stopping); a rerun registers again."""
+        if self._proc is not None:
+            self._proc.kill()
+            self._proc.join()
+            self._conn.close()
+            self._proc, self._error = None, "stopped"
+
+
+def _register_main(conn, a: Assignment, db_url: str, scratch: str) -> None:
+    from .pool import die_with_parent
+
+    die_with_parent()
+    conn.send(_register(a, db_url, Path(scratch)))
+    conn.close()
+
+
+def _register(a: Assignment, db_url: str, scratch: Path) -> str | None:
+    """`register_assignment`; None, or what went wrong."""
+    try:
+        register_assignment(a, db_url, scratch)
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"[-4000:]
+    return None
 
 
 def write_gradebook(db_url: str, assignment: str, result: dict) -> tuple[float, float]:

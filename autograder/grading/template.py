@@ -33,11 +33,14 @@ def locate(assignment: str | Path, root: Path = REPO_ROOT, release_dir: str | Pa
     """An assignment by name (`source/<name>/manifest.toml` in the repo) or by manifest path.
 
     The release is `release_dir`, by default `<repo>/assignments/<name>/` beside
-    `<repo>/source/<name>/`.
+    `<repo>/source/<name>/`. Both folders are returned absolute.
     """
     manifest = load_manifest(assignment, root)
-    source_dir = manifest.path.parent
-    release_dir = Path(release_dir) if release_dir else source_dir.parent.parent / "assignments" / manifest.assignment
+    # Absolute: nbgrader's converters chdir into their course folder, and a run builds its courses
+    # beside threads (the preflight) that read these paths.
+    source_dir = manifest.path.parent.resolve()
+    release_dir = (Path(release_dir) if release_dir
+                   else source_dir.parent.parent / "assignments" / manifest.assignment).resolve()
     if not (release_dir / "nnkit").is_dir():
         raise FileNotFoundError(
             f"no release at {release_dir}: build it first with `python -m autograder release {manifest.assignment}`")
