@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import time
 
-
-
 #: Why a kernel stopped (sandbox_kernel's reasons) -> the cell status we report.
 KERNEL_REASONS = {"timeout": "timeout", "cpu": "timeout", "output": "output_limit", "memory": "memory",
                   "died": "kernel_died", None: "kernel_died", "shutdown": "kernel_died"}
@@ -21,7 +19,7 @@ def _guard_class(sandboxed: bool):
     from jupyter_core.utils import run_sync
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
     from nbformat import NotebookNode
-    from traitlets import Integer
+    from traitlets import Integer, default
 
     if sandboxed:
         from ..sandbox.kernel import SandboxedExecute as Base
@@ -40,6 +38,12 @@ def _guard_class(sandboxed: bool):
         incidents: list = []
         #: time.monotonic() past which no notebook of the submission may run (set per submission).
         stop_at: float = float("inf")
+
+        @default("shutdown_kernel")
+        def _kill_when_done(self):
+            # The kernel is thrown away once its last cell replied, and every output came before
+            # that reply: kill it rather than wait for its graceful exit (0.4 s a notebook).
+            return "immediate"
 
         def preprocess(self, nb, resources=None, km=None):
             self._deadline = min(time.monotonic() + self.notebook_timeout, GuardedExecute.stop_at)
