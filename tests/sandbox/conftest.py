@@ -1,4 +1,6 @@
 """Shared fixtures of the sandbox tests: skip only when bubblewrap genuinely cannot run here."""
+import os
+
 import pytest
 
 from autograder.sandbox import bwrap as sandbox
@@ -36,3 +38,17 @@ def course(tmp_path):
         "config": root / "nbgrader_config.py",
     }
 
+
+
+@pytest.fixture
+def rlimit_processes(monkeypatch):
+    """The process cap as it is without a pids cgroup: RLIMIT_NPROC, which counts every process
+    and thread of the sandbox's uid on the machine. This test's sandboxes get a uid of their
+    own, so sandboxes of other tests running at the same time (make test's other process) do
+    not count against its cap, nor its fork bomb against theirs."""
+    monkeypatch.setattr(sandbox, "_pids_root_cache", [None])
+    if sandbox.SANDBOX_UID == 65534 and os.geteuid() == 0:
+        uid = 60000 + os.getpid() % 4000  # unused on a CI machine, distinct per test process
+        monkeypatch.setattr(sandbox, "SANDBOX_UID", uid)
+        monkeypatch.setattr(sandbox, "SANDBOX_GID", uid)
+    assert sandbox.process_limit_mode() == "rlimit"

@@ -211,9 +211,8 @@ def test_fork_bomb_in_kernel_is_contained(course):
     assert 0 < int(texts(nb.cells[0])) < 60
 
 
-def test_fork_bomb_in_kernel_is_contained_without_a_pids_cgroup(course, monkeypatch):
+def test_fork_bomb_in_kernel_is_contained_without_a_pids_cgroup(course, rlimit_processes):
     """No pids cgroup (forced): RLIMIT_NPROC holds, also for a root grader, since the kernel is not root."""
-    monkeypatch.setattr(sandbox, "_pids_root_cache", [None])
     nb = notebook(FORK_BOMB_CELL)
     _, exc = execute(nb, course["work"], timeout=20, max_processes=60)
     assert exc is None
