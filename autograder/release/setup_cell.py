@@ -73,17 +73,26 @@ try:
         _reloader = getattr(get_ipython().magics_manager.registry.get("AutoreloadMagics"), "_reloader", None)
         if getattr(_reloader, "deduper_reloader", None) is not None:
             _reloader.deduper_reloader.enabled = False
-    get_ipython().run_line_magic("matplotlib", "inline")
+        get_ipython().run_line_magic("matplotlib", "inline")
 except Exception as exc:  # autoreload is a convenience: never stop here because of it
     print(f"(autoreload is off: {exc}; restart the kernel after editing nnkit)")
 
 import numpy as np
-import matplotlib.pyplot as plt
+import matplotlib
+if GRADING:
+    # The grader draws nothing (plot cells skip themselves): pyplot, half a second to import,
+    # is imported only if a cell uses it (Jupyter's kernel already chose the inline backend).
+    _spec = importlib.util.find_spec("matplotlib.pyplot")
+    _spec.loader = importlib.util.LazyLoader(_spec.loader)
+    plt = sys.modules["matplotlib.pyplot"] = matplotlib.pyplot = importlib.util.module_from_spec(_spec)
+    _spec.loader.exec_module(plt)
+else:
+    import matplotlib.pyplot as plt
 
 # A harmless warning on stderr would make the grader score a passing check 0.
 warnings.filterwarnings("ignore")
 np.seterr(all="ignore")
-plt.rcParams["figure.figsize"] = (10.0, 6.0)
+matplotlib.rcParams["figure.figsize"] = (10.0, 6.0)
 
 from nnkit import data_utils, vis_utils
 from nnkit.gradient_check import eval_numerical_gradient, eval_numerical_gradient_array, rel_error

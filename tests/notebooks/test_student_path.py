@@ -262,6 +262,24 @@ def test_a_check_before_the_setup_says_to_run_it(tmp_path):
     assert "AssertionError: run the first two code cells of this notebook" in out and "NameError" not in out
 
 
+def test_under_the_grader_pyplot_is_imported_only_by_a_cell_that_draws(tmp_path):
+    # Half a second of every graded kernel; a cell that draws still gets the kernel's inline backend.
+    k = Kernel(stubbed_folder(tmp_path / "release"),
+               {"NBGRADER_EXECUTION": "autograde", "NNKIT_DATASET": "embedded", "MPLBACKEND": ""})
+    probe = "import sys\nprint('pyplot is', type(sys.modules['matplotlib.pyplot']).__name__)"
+    try:
+        out = Kernel.text(k.run(SETUP))
+        assert k.status == "ok", out
+        assert "pyplot is _LazyModule" in Kernel.text(k.run(probe))
+        msgs = k.run("plt.plot([0, 1]); plt.show()\nimport matplotlib\nprint(matplotlib.get_backend())")
+        assert k.status == "ok", Kernel.text(msgs)
+        assert any("image/png" in m["content"].get("data", {}) for m in msgs if m["msg_type"] == "display_data")
+        assert "inline" in Kernel.text(msgs)
+        assert "pyplot is module" in Kernel.text(k.run(probe))
+    finally:
+        k.close()
+
+
 def test_autoreload_without_deduper_points_tracebacks_at_the_edited_line(kernel):
     msgs = kernel.run("ip = get_ipython(); r = ip.magics_manager.registry['AutoreloadMagics']._reloader\n"
                       "print('deduper', getattr(getattr(r, 'deduper_reloader', None), 'enabled', 'absent'))\n"
