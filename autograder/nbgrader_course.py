@@ -150,6 +150,7 @@ def make_api(config):
 
     _tools_on_path()
     _cache_alembic_head()
+    _one_validator_per_schema()
     # nbgrader checks the exchange folder exists even though the kit never uses it.
     Path(config.Exchange.root).mkdir(parents=True, exist_ok=True)
     return NbGraderAPI(config=config)
@@ -171,6 +172,39 @@ def _cache_alembic_head() -> None:
 
         head._nnkit_cached = True
         nbapi.get_alembic_version = head
+
+
+def _one_validator_per_schema() -> None:
+    """nbgrader checks each cell's metadata with ``jsonschema.validate``, which checks the schema
+    itself again on every call: a fifth of a second of every autograde of four notebooks, and of
+    every generate_assignment. Its validator module is given :class:`_SchemaValidators` instead:
+    the same validation and the same errors, with one validator per schema."""
+    from nbgrader.nbgraderformat import common
+
+    if not isinstance(common.jsonschema, _SchemaValidators):
+        common.jsonschema = _SchemaValidators(common.jsonschema)
+
+
+class _SchemaValidators:
+    """``jsonschema`` whose ``validate(instance, schema)`` builds (and checks) a schema's validator
+    once, then does what ``jsonschema.validate`` does with it."""
+
+    def __init__(self, jsonschema):
+        self._jsonschema = jsonschema
+        self._made: dict[int, tuple[object, object]] = {}  # id(schema) -> (schema, its validator)
+
+    def validate(self, instance, schema) -> None:
+        made = self._made.get(id(schema))
+        if made is None or made[0] is not schema:
+            cls = self._jsonschema.validators.validator_for(schema)
+            cls.check_schema(schema)
+            made = self._made[id(schema)] = (schema, cls(schema))
+        error = self._jsonschema.exceptions.best_match(made[1].iter_errors(instance))
+        if error is not None:
+            raise error
+
+    def __getattr__(self, name):
+        return getattr(self._jsonschema, name)
 
 
 def alembic_head() -> str | None:

@@ -63,3 +63,29 @@ def test_the_gradebook_migration_head_read_from_the_scripts_is_alembics_own():
     assert len(heads) == 1 and alembic_head() == heads[0]
     _cache_alembic_head()
     assert nbapi.get_alembic_version() == heads[0]
+
+
+def test_cell_metadata_is_validated_by_one_validator_per_schema_with_jsonschemas_errors():
+    """nbgrader's cell-metadata check, with its schema's validator built once (make_api): it accepts
+    and refuses what ``jsonschema.validate`` does, with the same error."""
+    import jsonschema
+    from nbformat.v4 import new_code_cell
+    from nbgrader.nbgraderformat import MetadataValidator, ValidationError, common
+
+    nc._one_validator_per_schema()
+    nc._one_validator_per_schema()  # once is enough: not wrapped twice
+    assert isinstance(common.jsonschema, nc._SchemaValidators)
+    assert not isinstance(common.jsonschema._jsonschema, nc._SchemaValidators)
+    validator = MetadataValidator()
+    good = new_code_cell("x = 1")
+    good.metadata["nbgrader"] = {"schema_version": 3, "grade": True, "grade_id": "t", "locked": True,
+                                 "points": 2, "solution": False}
+    validator.validate_cell(good)
+    for broken in ({"points": "two"}, {"grade_id": 7}, {"surprise": True}):
+        cell = new_code_cell("x = 1")
+        cell.metadata["nbgrader"] = {**good.metadata["nbgrader"], **broken}
+        with pytest.raises(ValidationError) as ours:
+            validator.validate_cell(cell)
+        with pytest.raises(jsonschema.ValidationError) as theirs:
+            jsonschema.validate(cell.metadata["nbgrader"], validator.schema)
+        assert str(ours.value) == str(theirs.value)
