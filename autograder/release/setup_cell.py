@@ -78,21 +78,23 @@ except Exception as exc:  # autoreload is a convenience: never stop here because
     print(f"(autoreload is off: {exc}; restart the kernel after editing nnkit)")
 
 import numpy as np
-import matplotlib
 if GRADING:
-    # The grader draws nothing (plot cells skip themselves): pyplot, half a second to import,
-    # is imported only if a cell uses it (Jupyter's kernel already chose the inline backend).
-    _spec = importlib.util.find_spec("matplotlib.pyplot")
-    _spec.loader = importlib.util.LazyLoader(_spec.loader)
-    plt = sys.modules["matplotlib.pyplot"] = matplotlib.pyplot = importlib.util.module_from_spec(_spec)
-    _spec.loader.exec_module(plt)
+    class _Pyplot:
+        """The grader draws nothing (plot cells skip themselves): matplotlib, 0.7 s to import with
+        pyplot, is imported only if a cell uses `plt` (the kernel already chose the inline backend)."""
+
+        def __getattr__(self, name):
+            import matplotlib.pyplot
+            return getattr(matplotlib.pyplot, name)
+
+    plt = _Pyplot()
 else:
     import matplotlib.pyplot as plt
+    plt.rcParams["figure.figsize"] = (10.0, 6.0)
 
 # A harmless warning on stderr would make the grader score a passing check 0.
 warnings.filterwarnings("ignore")
 np.seterr(all="ignore")
-matplotlib.rcParams["figure.figsize"] = (10.0, 6.0)
 
 from nnkit import data_utils, vis_utils
 from nnkit.gradient_check import eval_numerical_gradient, eval_numerical_gradient_array, rel_error
