@@ -50,6 +50,7 @@ def _guard_class(sandboxed: bool):
             self._replay: list[str] = []
             self._nb_name = (resources or {}).get("unique_key", "?")
             self._dead = False
+            self._dead_why = ""
             return super().preprocess(nb, resources, km)
 
         def _get_timeout(self, cell):
@@ -66,27 +67,34 @@ def _guard_class(sandboxed: bool):
                                              evalue=detail, traceback=[f"[grader] {detail}"]))
 
         def _restart(self) -> bool:
-            """A fresh kernel with the earlier non-test cells replayed; False if that fails."""
-            try:
-                run_sync(self.km.restart_kernel)(now=True)
-                run_sync(self.kc.wait_for_ready)(timeout=self.startup_timeout)
-                for source in self._replay:
-                    if time.monotonic() > self._deadline:
-                        return False
-                    msg_id = self.kc.execute(source, store_history=False, allow_stdin=False)
-                    if self.kc.shell_channel is not None:
-                        run_sync(self.async_wait_for_reply)(msg_id)
-                return True
-            except Exception:  # a kernel that cannot come back: the rest of the notebook is not run
-                return False
+            """A fresh kernel with the earlier non-test cells replayed; False if that fails twice
+            (a restart that fails once, e.g. on a loaded machine, must not cost the rest of the
+            notebook); `_dead_why` then says why."""
+            for _ in range(2):
+                try:
+                    run_sync(self.km.restart_kernel)(now=True)
+                    run_sync(self.kc.wait_for_ready)(timeout=self.startup_timeout)
+                    for source in self._replay:
+                        if time.monotonic() > self._deadline:
+                            self._dead_why = "its replay ran out of the notebook's time"
+                            return False
+                        msg_id = self.kc.execute(source, store_history=False, allow_stdin=False)
+                        if self.kc.shell_channel is not None:
+                            run_sync(self.async_wait_for_reply)(msg_id)
+                    return True
+                except Exception as exc:  # a kernel that cannot come back: the rest of the notebook is not run
+                    self._dead_why = f"{type(exc).__name__}: {exc}"[:300]
+                if time.monotonic() > self._deadline:
+                    break
+            return False
 
         def preprocess_cell(self, cell, resources, index):
             if cell.cell_type != "code" or not cell.source.strip():
                 return super().preprocess_cell(cell, resources, index)
             if getattr(self, "_dead", False) or time.monotonic() >= self._deadline:
                 cell.outputs = []
-                why = "not run: the kernel could not be restarted" if getattr(self, "_dead", False) else \
-                    "not run: the submission's wall budget was used up"
+                why = (f"not run: the kernel could not be restarted ({self._dead_why})"
+                       if getattr(self, "_dead", False) else "not run: the submission's wall budget was used up")
                 self._record(cell, index, "kernel_died" if getattr(self, "_dead", False) else "timeout", why)
                 return cell, self.resources
             is_test = bool(cell.metadata.get("nbgrader", {}).get("grade"))
