@@ -50,7 +50,7 @@ from pathlib import Path
 from .. import REPO_ROOT
 from .gradebook import Registration, RegistrationError
 from .ingest import discover, ingest
-from .pool import _LazyPool
+from .pool import _LazyPool, worker_context
 from .result import PARTIAL, REJECTED
 from .settings import DEADLINE_SLACK_SECONDS, Settings, _settings_digest
 from .template import Assignment, Template, _inputs_digest, cached_template, locate
@@ -194,7 +194,7 @@ def grade(assignment: str | Path, submissions: str | Path, out: str | Path, *, w
             C.recover(out, db_url)
             template = cached_template(a, settings)
             # Beside the first submissions, in a worker-server process, when there are local workers.
-            registration = Registration(a, db_url, tmp / "register", _worker_context() if local else None)
+            registration = Registration(a, db_url, tmp / "register", worker_context() if local else None)
             registered = _registered(registration)
             release_key = _inputs_digest(a)
             grader_key = C.grader_digest(_settings_digest(settings))
@@ -229,12 +229,6 @@ def grade(assignment: str | Path, submissions: str | Path, out: str | Path, *, w
             if checking is not None:
                 checking.exception()  # a preflight nobody awaited (nothing to grade) still ends here
             shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _worker_context():
-    from .pool import worker_context
-
-    return worker_context()
 
 
 def _registered(registration: Registration):

@@ -2,7 +2,6 @@
 a restart that fails once is tried again; one that cannot be done says why in every cell left."""
 from __future__ import annotations
 
-import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 

@@ -39,7 +39,6 @@ def course(tmp_path):
     }
 
 
-
 @pytest.fixture
 def rlimit_processes(monkeypatch):
     """The process cap as it is without a pids cgroup: RLIMIT_NPROC, which counts every process
