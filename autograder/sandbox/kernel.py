@@ -66,12 +66,12 @@ from typing import Any
 
 from jupyter_client.asynchronous import AsyncKernelClient
 from jupyter_client.channels import AsyncZMQSocketChannel
-from jupyter_client.manager import AsyncKernelManager
 from traitlets import Dict, Float, Integer, List, Type, Unicode, default
 from traitlets.config import Config
 
 from . import bwrap as sandbox
 from .bwrap import Limits
+from .lean_kernel import LeanKernelManager, wait_until_ready
 
 __all__ = [
     "SandboxedKernelManager",
@@ -125,9 +125,13 @@ class _CountingIOPubChannel(AsyncZMQSocketChannel):
 
 
 class SandboxedKernelClient(AsyncKernelClient):
-    """An async kernel client whose iopub channel enforces the sandbox's output cap."""
+    """An async kernel client whose iopub channel enforces the sandbox's output cap, and which
+    is ready as soon as the kernel has answered (``lean_kernel.wait_until_ready``)."""
 
     iopub_channel_class = Type(_CountingIOPubChannel)
+
+    async def wait_for_ready(self, timeout: float | None = None) -> None:
+        await wait_until_ready(self, timeout)
 
     @property
     def iopub_channel(self):
@@ -137,8 +141,9 @@ class SandboxedKernelClient(AsyncKernelClient):
         return channel
 
 
-class SandboxedKernelManager(AsyncKernelManager):
-    """An ``AsyncKernelManager`` that launches the kernel inside bubblewrap.
+class SandboxedKernelManager(LeanKernelManager):
+    """An ``AsyncKernelManager`` that launches the kernel inside bubblewrap (with
+    ``lean_kernel``'s launcher: no debugpy).
 
     Configure ``workdir`` (the submission's working copy; default: the kernel's
     ``cwd``), ``readable`` and the limit traits; ``transport`` is forced to ``ipc``.

@@ -1,0 +1,104 @@
+"""The graded kernel's command and its readiness, without the fixed costs a graded kernel never uses.
+
+Measured on the CI machine (issue 12; `bench/bench_grading_breakdown.py` prints it), a stock
+``python -m ipykernel_launcher`` kernel takes about 0.6 s from launch to nbclient's "ready"
+and 0.2 s to shut down gracefully; a submission of four notebooks starts four. Two parts of
+that are no use to a graded kernel:
+
+- **debugpy.** ipykernel imports debugpy (about 0.12 s) to offer a debugger that nobody
+  attaches to a graded kernel, and debugpy's threads hold up the kernel's exit by one of
+  jupyter_client's 0.1 s polls. :data:`LEAN_LAUNCHER` is ipykernel_launcher's own two steps
+  with ``debugpy`` made unimportable (ipykernel then reports no debugger).
+  :class:`LeanKernelManager` runs it in place of ``-m ipykernel_launcher``.
+- **The 0.2 s of silence.** jupyter_client's ``wait_for_ready`` ends by reading iopub until
+  it has been quiet for 0.2 s. :func:`wait_until_ready` instead waits for the two messages
+  that prove readiness: the ``kernel_info_reply`` of its own request on shell, and that
+  request's ``idle`` status on iopub (iopub is connected, and the kernel sent everything
+  before it). It asks again, like jupyter_client, when either does not come.
+"""
+from __future__ import annotations
+
+import time
+from queue import Empty
+
+from jupyter_client.manager import AsyncKernelManager
+
+__all__ = ["LEAN_LAUNCHER", "lean_kernel_cmd", "LeanKernelManager", "wait_until_ready"]
+
+#: ``python -c`` body: what ``ipykernel_launcher`` does (drop the cwd from ``sys.path`` while
+#: ipykernel imports; IPython adds it back), with ``import debugpy`` failing.
+LEAN_LAUNCHER = "\n".join([
+    "import sys",
+    "sys.modules['debugpy'] = None",
+    "if sys.path and sys.path[0] == '':",
+    "    del sys.path[0]",
+    "from ipykernel import kernelapp",
+    "kernelapp.launch_new_instance()",
+])
+
+#: How long one kernel_info request waits for its reply, then for its idle status, before
+#: asking again (jupyter_client waits 1 s and 0.2 s).
+_REPLY_WAIT = 1.0
+_IDLE_WAIT = 0.2
+
+
+def lean_kernel_cmd(cmd: list[str]) -> list[str]:
+    """``[python, *options, "-m", "ipykernel_launcher", *args]`` -> ``[python, *options, "-c",
+    LEAN_LAUNCHER, *args]``, without ``-Xfrozen_modules=off`` (which ``ipykernel install`` puts
+    in the kernelspec for the debugger's sake, and which makes every standard module load from
+    its file). Any other command (another kernel, another launcher) is returned unchanged.
+    """
+    for i in range(1, len(cmd) - 1):
+        if cmd[i] == "-m":
+            if cmd[i + 1] != "ipykernel_launcher":
+                break
+            options = [o for o in cmd[1:i] if o.replace(" ", "") not in ("-Xfrozen_modules=off",)]
+            return [cmd[0], *options, "-c", LEAN_LAUNCHER, *cmd[i + 2:]]
+    return list(cmd)
+
+
+class LeanKernelManager(AsyncKernelManager):
+    """An ``AsyncKernelManager`` that starts an ipykernel kernelspec with :data:`LEAN_LAUNCHER`."""
+
+    def format_kernel_cmd(self, extra_arguments=None):
+        return lean_kernel_cmd(super().format_kernel_cmd(extra_arguments))
+
+
+async def wait_until_ready(kc, timeout: float | None = None) -> None:
+    """Wait until the kernel of the async client ``kc`` answers (see the module docstring).
+
+    Raises
+    ------
+    RuntimeError : the kernel died first, or did not answer within ``timeout`` seconds
+        (the messages of jupyter_client's own ``wait_for_ready``).
+    """
+    deadline = time.monotonic() + (float("inf") if timeout is None else timeout)
+
+    async def next_msg(channel, until: float):
+        """The channel's next message before ``until``, or None."""
+        left = min(until, deadline) - time.monotonic()
+        if left <= 0:
+            return None
+        try:
+            return await channel.get_msg(timeout=left)
+        except Empty:
+            return None
+
+    while True:
+        msg_id = kc.kernel_info()
+        reply = None
+        until = time.monotonic() + _REPLY_WAIT
+        while reply is None and (msg := await next_msg(kc.shell_channel, until)) is not None:
+            if msg["msg_type"] == "kernel_info_reply" and msg["parent_header"].get("msg_id") == msg_id:
+                reply = msg
+        if reply is not None:
+            until = time.monotonic() + _IDLE_WAIT
+            while (msg := await next_msg(kc.iopub_channel, until)) is not None:
+                if (msg["msg_type"] == "status" and msg["content"].get("execution_state") == "idle"
+                        and msg["parent_header"].get("msg_id") == msg_id):
+                    kc._handle_kernel_info_reply(reply)
+                    return
+        if not await kc._async_is_alive():
+            raise RuntimeError("Kernel died before replying to kernel_info")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"Kernel didn't respond in {timeout:g} seconds")

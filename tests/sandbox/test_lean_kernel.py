@@ -1,0 +1,170 @@
+"""The graded kernel's lean launcher and its readiness (autograder.sandbox.lean_kernel)."""
+import asyncio
+import sys
+import textwrap
+from queue import Empty
+
+import pytest
+from nbclient import NotebookClient
+from nbformat.v4 import new_code_cell, new_notebook
+
+from autograder.sandbox import bwrap as sandbox
+from autograder.sandbox.kernel import SandboxedKernelManager
+from autograder.sandbox.lean_kernel import LEAN_LAUNCHER, LeanKernelManager, lean_kernel_cmd, wait_until_ready
+
+KERNELSPEC = {"name": "python3", "display_name": "Python 3", "language": "python"}
+
+PROBE = textwrap.dedent("""
+    import sys
+    import helper_in_cwd  # the notebook's folder is importable, as with ipykernel_launcher
+    try:
+        import debugpy
+        blocked = False
+    except ImportError:
+        blocked = True
+    print(helper_in_cwd.VALUE, blocked, sys.modules.get("debugpy") is not None, "_pydevd_bundle" in sys.modules)
+""")
+
+
+def test_only_the_ipykernel_launcher_command_is_replaced():
+    cmd = ["/x/bin/python", "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    assert lean_kernel_cmd(cmd) == ["/x/bin/python", "-c", LEAN_LAUNCHER, "-f", "{connection_file}"]
+    # What `ipykernel install` writes: the debugger's -Xfrozen_modules=off goes, other options stay.
+    installed = ["/x/bin/python", "-Xfrozen_modules=off", "-E", "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    assert lean_kernel_cmd(installed) == ["/x/bin/python", "-E", "-c", LEAN_LAUNCHER, "-f", "{connection_file}"]
+    other = ["/x/bin/python", "-m", "some_other_kernel", "-f", "{connection_file}"]
+    assert lean_kernel_cmd(other) == other
+    assert lean_kernel_cmd(["julia", "-i"]) == ["julia", "-i"]
+
+
+def _run_probe(tmp_path, manager_class):
+    (tmp_path / "helper_in_cwd.py").write_text("VALUE = 'cwd-ok'\n")
+    tmp_path.chmod(0o755)
+    nb = new_notebook(cells=[new_code_cell(PROBE)], metadata={"kernelspec": KERNELSPEC})
+    client = NotebookClient(nb, timeout=60, kernel_manager_class=manager_class,
+                            resources={"metadata": {"path": str(tmp_path)}})
+    client.execute()
+    out = "".join(o.get("text", "") for o in nb.cells[0].outputs if o.output_type == "stream")
+    return out.split(), client
+
+
+def test_a_lean_kernel_runs_cells_without_debugpy(tmp_path):
+    words, client = _run_probe(tmp_path, LeanKernelManager)
+    assert words == ["cwd-ok", "True", "False", "False"], words
+    # The kernel itself says it has no debugger (what JupyterLab would read).
+    assert client.nb.metadata.get("language_info", {}).get("name") == "python"
+
+
+@pytest.mark.skipif(not sandbox.available(), reason="bubblewrap not usable here")
+def test_the_sandboxed_kernel_is_the_lean_one(tmp_path):
+    words, _ = _run_probe(tmp_path, SandboxedKernelManager)
+    assert words == ["cwd-ok", "True", "False", "False"], words
+
+
+def test_ready_means_the_first_cell_is_heard_in_full(tmp_path):
+    """After wait_until_ready, iopub is connected: a cell's busy, output and idle all arrive."""
+    async def go():
+        km = LeanKernelManager(kernel_name="python3")
+        await km.start_kernel(cwd=str(tmp_path))
+        kc = km.client()
+        kc.start_channels()
+        try:
+            await wait_until_ready(kc, timeout=60)
+            msg_id = kc.execute("print('heard')")
+            seen = []
+            while "idle" not in seen:
+                msg = await kc.get_iopub_msg(timeout=30)
+                if msg["parent_header"].get("msg_id") == msg_id:
+                    content = msg["content"]
+                    seen.append(content["execution_state"] if msg["msg_type"] == "status"
+                                else content.get("text", msg["msg_type"]).strip())
+            return seen
+        finally:
+            kc.stop_channels()
+            await km.shutdown_kernel(now=True)
+
+    assert asyncio.run(go()) == ["busy", "execute_input", "heard", "idle"]
+
+
+def _never_ready(km, argv):
+    km.format_kernel_cmd = lambda extra_arguments=None: argv
+
+
+def test_a_kernel_that_dies_at_start_is_reported(tmp_path):
+    async def go():
+        km = LeanKernelManager(kernel_name="python3")
+        _never_ready(km, [sys.executable, "-c", "import sys; sys.exit(3)"])
+        await km.start_kernel(cwd=str(tmp_path))
+        kc = km.client()
+        kc.start_channels()
+        try:
+            await wait_until_ready(kc, timeout=30)
+        finally:
+            kc.stop_channels()
+            await km.shutdown_kernel(now=True)
+
+    with pytest.raises(RuntimeError, match="died before replying"):
+        asyncio.run(go())
+
+
+def test_a_kernel_that_never_answers_times_out(tmp_path):
+    async def go():
+        km = LeanKernelManager(kernel_name="python3")
+        _never_ready(km, [sys.executable, "-c", "import time; time.sleep(60)"])
+        await km.start_kernel(cwd=str(tmp_path))
+        kc = km.client()
+        kc.start_channels()
+        try:
+            await wait_until_ready(kc, timeout=1.5)
+        finally:
+            kc.stop_channels()
+            await km.shutdown_kernel(now=True)
+
+    with pytest.raises(RuntimeError, match="didn't respond in 1.5 seconds"):
+        asyncio.run(go())
+
+
+class _FakeChannel:
+    def __init__(self):
+        self.queue = []
+
+    async def get_msg(self, timeout=None):
+        if not self.queue:
+            await asyncio.sleep(min(timeout, 0.01))
+            raise Empty
+        return self.queue.pop(0)
+
+
+class _FakeClient:
+    """Replies to every kernel_info on shell; publishes the idle status only from the second
+    request on (the first one's went out before iopub was subscribed), after a stray message."""
+
+    def __init__(self):
+        self.shell_channel, self.iopub_channel = _FakeChannel(), _FakeChannel()
+        self.asked, self.handled = [], None
+
+    def kernel_info(self):
+        msg_id = f"ki-{len(self.asked)}"
+        self.asked.append(msg_id)
+        self.shell_channel.queue.append({"msg_type": "kernel_info_reply", "parent_header": {"msg_id": msg_id},
+                                         "content": {"n": len(self.asked)}})
+        if len(self.asked) > 1:
+            self.iopub_channel.queue += [
+                {"msg_type": "status", "parent_header": {"msg_id": "ki-0"}, "content": {"execution_state": "idle"}},
+                {"msg_type": "status", "parent_header": {"msg_id": msg_id}, "content": {"execution_state": "busy"}},
+                {"msg_type": "status", "parent_header": {"msg_id": msg_id}, "content": {"execution_state": "idle"}},
+            ]
+        return msg_id
+
+    def _handle_kernel_info_reply(self, msg):
+        self.handled = msg
+
+    async def _async_is_alive(self):
+        return True
+
+
+def test_a_missed_idle_status_asks_again_and_only_its_own_idle_counts():
+    kc = _FakeClient()
+    asyncio.run(wait_until_ready(kc, timeout=10))
+    assert kc.asked == ["ki-0", "ki-1"]
+    assert kc.handled["parent_header"]["msg_id"] == "ki-1"
