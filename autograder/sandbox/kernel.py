@@ -61,6 +61,7 @@ import signal
 import subprocess
 import tempfile
 import threading
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -123,6 +124,15 @@ class _CountingIOPubChannel(AsyncZMQSocketChannel):
             km._count_output(msg)
         return msg
 
+    async def drop_queued(self, quiet: float = 0.05) -> int:
+        """Read and drop, uncounted, every message waiting on the socket, until it has been
+        quiet for ``quiet`` seconds; returns how many there were."""
+        dropped = 0
+        while await self.socket.poll(int(quiet * 1000)):
+            await self.socket.recv_multipart(copy=False)
+            dropped += 1
+        return dropped
+
 
 class SandboxedKernelClient(AsyncKernelClient):
     """An async kernel client whose iopub channel enforces the sandbox's output cap, and which
@@ -138,6 +148,7 @@ class SandboxedKernelClient(AsyncKernelClient):
         channel = super().iopub_channel
         if isinstance(channel, _CountingIOPubChannel) and isinstance(self.parent, SandboxedKernelManager):
             channel.manager = self.parent
+            self.parent._iopub_channels.add(channel)
         return channel
 
 
@@ -187,6 +198,7 @@ class SandboxedKernelManager(LeanKernelManager):
         self._recorded = False
         self._workdir_real = ""
         self._proc = None
+        self._iopub_channels: weakref.WeakSet[_CountingIOPubChannel] = weakref.WeakSet()
 
     @property
     def stop_reason(self) -> str | None:
@@ -255,6 +267,13 @@ class SandboxedKernelManager(LeanKernelManager):
         return env
 
     async def _async_launch_kernel(self, kernel_cmd, **kw):
+        # A restart: the kernel before this one is dead and reaped, so what waits on the iopub
+        # sockets is its output, e.g. the flood it was killed for. Counted, it would use up the
+        # new kernel's budget and have it killed before its first reply; shown, it would belong
+        # to a cell that is over (nbclient ignores it too). Drop it, uncounted.
+        for channel in list(self._iopub_channels):
+            if channel.socket is not None and not channel.socket.closed:
+                await channel.drop_queued()
         # The kernel's raw stdout/stderr (C code, os.write) go to bounded buffers.
         kw["stdout"] = subprocess.PIPE
         kw["stderr"] = subprocess.PIPE

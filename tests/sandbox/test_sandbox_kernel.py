@@ -445,3 +445,38 @@ def test_runtime_folder_and_scratch_are_capped_by_the_kernel(course):
     runtime, e1, scratch, e2 = texts(nb.cells[0]).split()
     assert int(runtime) <= RUNTIME_BYTES and e1 in ("28", "27"), (runtime, e1)  # ENOSPC (or EFBIG)
     assert int(scratch) <= 64 << 20 and e2 in ("28", "27"), (scratch, e2)
+
+
+def test_output_a_killed_kernel_left_queued_never_counts_against_the_next(course):
+    """A kernel killed for flooding output leaves messages in the client's iopub queue; the
+    restarted kernel's output budget starts at zero all the same (else the restart itself would
+    be killed for output, and the rest of the notebook lost)."""
+    import asyncio
+
+    cap = 64 << 10
+
+    async def scenario():
+        km = SandboxedKernelManager(kernel_name="python3", output_bytes=cap)
+        await km.start_kernel(cwd=str(course["work"]))
+        kc = km.client()
+        kc.start_channels()
+        try:
+            await kc.wait_for_ready(timeout=60)
+            kc.execute("import sys\nwhile True:\n    sys.stdout.write('z' * 4000); sys.stdout.flush()")
+            while km.stop_reason != "output":  # nbclient reads until the cap kills the kernel
+                await kc.get_iopub_msg(timeout=30)
+            await km.restart_kernel(now=True)
+            await kc.wait_for_ready(timeout=60)
+            seen_after_ready = km._output_seen
+            out = []
+            await kc.execute_interactive("print('fresh')", timeout=30,
+                                         output_hook=lambda m: out.append(m["content"].get("text") or ""))
+            return seen_after_ready, "".join(out), km.stop_reason
+        finally:
+            kc.stop_channels()
+            await km.shutdown_kernel(now=True)
+
+    seen, text, reason = asyncio.run(scenario())
+    assert (seen, reason) == (0, None)
+    assert "fresh" in text
+    assert [o["reason"] for o in kernel_outcomes(course["work"])][:1] == ["output"]
