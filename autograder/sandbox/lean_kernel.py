@@ -10,6 +10,8 @@ that are no use to a graded kernel:
   jupyter_client's 0.1 s polls. :data:`LEAN_LAUNCHER` is ipykernel_launcher's own two steps
   with ``debugpy`` made unimportable (ipykernel then reports no debugger).
   :class:`LeanKernelManager` runs it in place of ``-m ipykernel_launcher``.
+- **Polls of 0.1 s.** jupyter_client checks whether a stopping kernel has exited every 0.1 s;
+  :class:`LeanKernelManager` checks every 5 ms.
 - **The 0.2 s of silence.** jupyter_client's ``wait_for_ready`` ends by reading iopub until
   it has been quiet for 0.2 s. :func:`wait_until_ready` instead waits for the two messages
   that prove readiness: the ``kernel_info_reply`` of its own request on shell, and that
@@ -40,6 +42,8 @@ LEAN_LAUNCHER = "\n".join([
 #: asking again (jupyter_client waits 1 s and 0.2 s).
 _REPLY_WAIT = 1.0
 _IDLE_WAIT = 0.2
+#: How often a stopping kernel is checked for having exited.
+_EXIT_POLL = 0.005
 
 
 def lean_kernel_cmd(cmd: list[str]) -> list[str]:
@@ -62,6 +66,11 @@ class LeanKernelManager(AsyncKernelManager):
 
     def format_kernel_cmd(self, extra_arguments=None):
         return lean_kernel_cmd(super().format_kernel_cmd(extra_arguments))
+
+    async def _async_wait(self, pollinterval: float = 0.1) -> None:
+        # jupyter_client looks every 0.1 s whether the kernel has exited, so a kill or a graceful
+        # shutdown costs a whole 0.1 s even when the kernel is gone at once: look every 5 ms.
+        await super()._async_wait(pollinterval=min(pollinterval, _EXIT_POLL))
 
 
 async def wait_until_ready(kc, timeout: float | None = None) -> None:
