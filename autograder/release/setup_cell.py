@@ -99,7 +99,8 @@ np.seterr(all="ignore")
 from nnkit import data_utils, vis_utils
 from nnkit.gradient_check import eval_numerical_gradient, eval_numerical_gradient_array, rel_error
 
-vis_utils.use_notebook_progress_bars()  # progress bars that still read well in a saved notebook
+if not GRADING:  # (nobody reads the grader's bars; this would import tqdm and ipywidgets in every graded kernel)
+    vis_utils.use_notebook_progress_bars()  # progress bars that still read well in a saved notebook
 
 # The dataset: the grader's choice (NNKIT_DATASET) always wins; otherwise DATASET from the cell above.
 if os.environ.pop("NNKIT_DATASET_FROM_NOTEBOOK", None):  # set by an earlier run of this cell, not by you

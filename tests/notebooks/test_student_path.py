@@ -280,6 +280,22 @@ def test_under_the_grader_pyplot_is_imported_only_by_a_cell_that_draws(tmp_path)
         k.close()
 
 
+def test_under_the_grader_the_setup_cell_imports_no_progress_bar_widgets(tmp_path):
+    # Nobody reads a graded kernel's bars; ipywidgets' import would cost every graded kernel 0.1 s.
+    k = Kernel(stubbed_folder(tmp_path / "release"),
+               {"NBGRADER_EXECUTION": "autograde", "NNKIT_DATASET": "embedded", "MPLBACKEND": ""})
+    try:
+        out = Kernel.text(k.run(SETUP))
+        assert k.status == "ok", out
+        probe = "import sys\nprint('imported:', 'ipywidgets' in sys.modules, 'tqdm' in sys.modules)"
+        assert "imported: False False" in Kernel.text(k.run(probe))
+        # A bar made anyway still works (a widget bar, since this is a notebook kernel).
+        msgs = k.run("from tqdm.auto import tqdm\nbar = tqdm(total=2)\nbar.update(2)\nbar.close()\nprint('n', bar.n)")
+        assert k.status == "ok" and "n 2" in Kernel.text(msgs), Kernel.text(msgs)
+    finally:
+        k.close()
+
+
 def test_autoreload_without_deduper_points_tracebacks_at_the_edited_line(kernel):
     msgs = kernel.run("ip = get_ipython(); r = ip.magics_manager.registry['AutoreloadMagics']._reloader\n"
                       "print('deduper', getattr(getattr(r, 'deduper_reloader', None), 'enabled', 'absent'))\n"
