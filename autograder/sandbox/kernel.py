@@ -30,7 +30,8 @@ for what is visible and how each limit is enforced):
   timer SIGKILLs the kernel's sandbox); ``Limits.output_bytes`` caps what one
   kernel may send as outputs, text and images alike (the iopub channel counts
   it; past the cap the text is cut, a notice is put in the output, and the
-  kernel is killed); a restart starts both counts afresh; the kernel's own stdout/stderr file
+  kernel is killed); a restart starts both counts afresh (what the dead kernel left queued
+  on iopub is dropped uncounted); the kernel's own stdout/stderr file
   descriptors go to a bounded buffer, never to the grader's terminal.
 - environment: bwrap itself is started with the minimal sandbox environment
   (``sandbox.sandbox_env`` plus nbgrader's markers and ``extra_env``), never the

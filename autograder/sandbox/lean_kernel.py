@@ -2,14 +2,15 @@
 
 Measured on the CI machine (issue 12; `bench/bench_grading_breakdown.py` prints it), a stock
 ``python -m ipykernel_launcher`` kernel takes about 0.6 s from launch to nbclient's "ready"
-and 0.2 s to shut down gracefully; a submission of four notebooks starts four. Two parts of
-that are no use to a graded kernel:
+and 0.2 s to shut down gracefully; a submission of four notebooks starts four. Three parts
+of that are no use to a graded kernel:
 
 - **debugpy.** ipykernel imports debugpy (about 0.12 s) to offer a debugger that nobody
   attaches to a graded kernel, and debugpy's threads hold up the kernel's exit by one of
   jupyter_client's 0.1 s polls. :data:`LEAN_LAUNCHER` is ipykernel_launcher's own two steps
-  with ``debugpy`` made unimportable (ipykernel then reports no debugger).
-  :class:`LeanKernelManager` runs it in place of ``-m ipykernel_launcher``.
+  with ``debugpy`` made unimportable (ipykernel then reports no debugger), and without the
+  ``-Xfrozen_modules=off`` that the debugger asks for. :class:`LeanKernelManager` runs it in
+  place of ``-m ipykernel_launcher``; the sandboxed kernel manager is one.
 - **Polls of 0.1 s.** jupyter_client checks whether a stopping kernel has exited every 0.1 s;
   :class:`LeanKernelManager` checks every 5 ms.
 - **The 0.2 s of silence.** jupyter_client's ``wait_for_ready`` ends by reading iopub until
