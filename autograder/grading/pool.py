@@ -59,9 +59,10 @@ def die_with_parent() -> None:
         pass
 
 
-def _worker_main(conn, template: Template, settings: Settings, scratch: str, environ: dict) -> None:
+def _worker_main(conn, slot: int, template: Template, settings: Settings, scratch: str, environ: dict) -> None:
     """A warm worker: nbgrader imported (by the server it was forked from), then one submission
-    per message until None. `environ` is the coordinator's environment when it made the pool
+    per message until None. `slot` is its place in the pool (a replacement takes the place of
+    the worker it replaces); `environ` is the coordinator's environment when it made the pool
     (the server's own is the one it had when the server started)."""
     import tempfile
     import warnings
@@ -79,6 +80,10 @@ def _worker_main(conn, template: Template, settings: Settings, scratch: str, env
     # nbgrader 0.9.6 + SQLAlchemy 2: "Object ... not in session" on every submission; harmless.
     warnings.filterwarnings("ignore", message=r".*not in session.*")
     import nbgrader.apps  # noqa: F401  (preloaded by the server: already imported)
+
+    from ..sandbox import bwrap
+
+    bwrap.use_worker_uid(slot)  # without a pids cgroup, a process count of its own
 
     while True:
         try:
@@ -109,15 +114,15 @@ class WorkerPool:
     def __init__(self, n: int, args: tuple):
         self.ctx = worker_context()
         self.args = (*args, dict(os.environ))
-        self.workers = [self._spawn() for _ in range(max(1, n))]
+        self.workers = [self._spawn(slot) for slot in range(max(1, n))]
         self._again: list[dict] = []
 
-    def _spawn(self) -> dict:
+    def _spawn(self, slot: int) -> dict:
         parent, child = self.ctx.Pipe()
-        proc = self.ctx.Process(target=_worker_main, args=(child, *self.args), daemon=True)
+        proc = self.ctx.Process(target=_worker_main, args=(child, slot, *self.args), daemon=True)
         proc.start()
         child.close()
-        return {"proc": proc, "conn": parent, "job": None, "deadline": None}
+        return {"proc": proc, "conn": parent, "job": None, "deadline": None, "slot": slot}
 
     def _kill(self, w: dict) -> None:
         try:
@@ -174,12 +179,12 @@ class WorkerPool:
                         result = {"student_id": w["job"]["student_id"], "died": True,
                                   "crash": f"the grading worker died (exit code {w['proc'].exitcode})"}
                         self._kill(w)
-                        self.workers[i] = w = {**self._spawn(), "job": w["job"]}
+                        self.workers[i] = w = {**self._spawn(w["slot"]), "job": w["job"]}
                 elif time.monotonic() > w["deadline"]:
                     result = {"student_id": w["job"]["student_id"], "crash": f"grading took longer than {deadline:.0f} s; stopped",
                               "timeout": True}
                     self._kill(w)
-                    self.workers[i] = w = {**self._spawn(), "job": w["job"]}
+                    self.workers[i] = w = {**self._spawn(w["slot"]), "job": w["job"]}
                 if result is not None:
                     job = w["job"]
                     w["job"] = None

@@ -67,8 +67,11 @@ non-root grader on Ubuntu >= 23.10 (GitHub's ubuntu-24.04 runners) needs
   one is writable (cgroup v1 ``/sys/fs/cgroup/pids`` or a delegated v2 cgroup;
   true for root on this machine); otherwise ``RLIMIT_NPROC``, which binds because
   nothing inside runs as root. Without the cgroup the count is per uid: a non-root
-  grader's bwrap has its own user namespace, but as root every sandbox runs as
-  :data:`SANDBOX_UID`, so concurrent sandboxes share that count.
+  grader's bwrap has its own user namespace, but its processes are the grader's uid on
+  the host, so its concurrent sandboxes share one count; as root, sandboxes run as
+  :data:`SANDBOX_UID`, and each grading worker takes a uid of its own
+  (:func:`use_worker_uid`), so one student's fork bomb cannot use up the processes of a
+  classmate graded beside them.
   :func:`process_limit_mode` says which applies (``"cgroup"``, ``"rlimit"``). Both
   count threads too (a Jupyter kernel uses about ten).
 - file size (``file_bytes``): ``RLIMIT_FSIZE`` (a write past it fails with
@@ -135,6 +138,9 @@ _BWRAP = "bwrap"
 
 #: The host uid and gid of every sandboxed process when the grader runs as root.
 SANDBOX_UID = SANDBOX_GID = 65534
+#: Without a pids cgroup, grading worker k's sandboxes run as WORKER_UID_BASE + k (see
+#: :func:`use_worker_uid`): 65000-65533 is a range Debian never allocates.
+WORKER_UID_BASE = 65000
 _ETC_FILES = ("ld.so.cache", "ld.so.conf", "localtime", "passwd", "group", "nsswitch.conf")
 # Passed through from the grader's environment when set (none of them is secret).
 _PASSTHROUGH_ENV = ("MPLBACKEND", "NNKIT_DATASET", "NNKIT_DATA_DIR", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")
@@ -301,6 +307,19 @@ def bwrap_argv(
         args += [_setpriv(), f"--reuid={SANDBOX_UID}", f"--regid={SANDBOX_GID}", "--clear-groups",
                  "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
     return args + [os.fspath(a) for a in argv]
+
+
+def use_worker_uid(slot: int) -> int:
+    """Called by grading worker ``slot`` (0, 1, ...) before it sandboxes anything: when the
+    process cap is RLIMIT_NPROC, which counts every process of a uid on the machine, this
+    process's sandboxes run as a uid of their own, ``WORKER_UID_BASE + slot``, so concurrent
+    workers' sandboxes never share a count. Returns the uid they run as."""
+    global SANDBOX_UID, SANDBOX_GID
+    if not 0 <= slot < 65534 - WORKER_UID_BASE:
+        raise ValueError(f"worker slot {slot} is out of range")
+    if drops_privileges() and process_limit_mode() == "rlimit":
+        SANDBOX_UID = SANDBOX_GID = WORKER_UID_BASE + slot
+    return SANDBOX_UID
 
 
 def drops_privileges() -> bool:

@@ -531,3 +531,63 @@ def test_missing_bwrap_is_reported_not_bypassed(course, monkeypatch):
     with pytest.raises(sandbox.SandboxUnavailableError, match="install the 'bubblewrap' package"):
         run_in(course, "open('ran.txt', 'w')")
     assert not (course["work"] / "ran.txt").exists()
+
+
+HOLD_PROCESSES = """
+    import os, sys, time
+    for i in range(400):
+        try:
+            pid = os.fork()
+        except OSError:
+            break
+        if pid == 0:
+            os.execv("/bin/sleep", ["sleep", "6", {token!r}])
+    print("holding", flush=True)
+    time.sleep(6)
+"""
+SPAWN_A_FEW = """
+    import subprocess
+    for i in range(5):
+        subprocess.run(["/bin/true"], check=True)
+    print("spawned")
+"""
+
+
+@pytest.mark.skipif(not sandbox.drops_privileges(), reason="a uid per worker needs a root grader")
+def test_without_a_pids_cgroup_a_workers_fork_bomb_leaves_the_next_worker_its_processes(course, rlimit_processes,
+                                                                                        monkeypatch):
+    """Two grading workers side by side, no pids cgroup: worker 0's sandbox holds every process
+    its cap allows; worker 1's sandbox (its own uid) still starts processes. The same uid, as
+    before workers had one each, does not: the control that shows the test can fail."""
+
+    base = 60000 + (os.getpid() % 2000) * 2  # distinct per test process (make test runs two)
+    monkeypatch.setattr(sandbox, "WORKER_UID_BASE", base)
+    token = f"nnkit-hold-{uuid.uuid4().hex}"
+    limits = Limits(max_processes=30, wall_seconds=8)
+
+    def outcome_beside_a_bomb(slot_of_second):
+        assert sandbox.use_worker_uid(0) == base
+        bomb = threading.Thread(target=run_in, args=(course, HOLD_PROCESSES.format(token=token)),
+                                kwargs={"limits": limits})
+        bomb.start()
+        deadline = time.monotonic() + 5
+        while len(_host_pids_with(token)) < 20 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert sandbox.use_worker_uid(slot_of_second) == base + slot_of_second
+        try:
+            return run_in(course, SPAWN_A_FEW, limits=limits)
+        finally:
+            bomb.join()
+
+    other = outcome_beside_a_bomb(1)
+    assert other.returncode == 0 and other.stdout.decode().strip() == "spawned", other
+    same = outcome_beside_a_bomb(0)
+    assert same.returncode != 0, same
+
+
+def test_with_a_pids_cgroup_workers_keep_the_one_sandbox_uid(monkeypatch):
+    monkeypatch.setattr(sandbox, "_pids_root_cache", [Path("/sys/fs/cgroup/pids")])
+    monkeypatch.setattr(sandbox, "SANDBOX_UID", 65534)
+    assert sandbox.use_worker_uid(3) == 65534
+    with pytest.raises(ValueError, match="out of range"):
+        sandbox.use_worker_uid(-1)
