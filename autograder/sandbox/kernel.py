@@ -62,6 +62,7 @@ import signal
 import subprocess
 import tempfile
 import threading
+import time
 import weakref
 from pathlib import Path
 from typing import Any
@@ -125,11 +126,12 @@ class _CountingIOPubChannel(AsyncZMQSocketChannel):
             km._count_output(msg)
         return msg
 
-    async def drop_queued(self, quiet: float = 0.05) -> int:
+    async def drop_queued(self, quiet: float = 0.05, at_most: float = 2.0) -> int:
         """Read and drop, uncounted, every message waiting on the socket, until it has been
-        quiet for ``quiet`` seconds; returns how many there were."""
-        dropped = 0
-        while await self.socket.poll(int(quiet * 1000)):
+        quiet for ``quiet`` seconds (or for ``at_most`` seconds in all: a sender that never
+        stops cannot hold the grader here); returns how many there were."""
+        dropped, stop = 0, time.monotonic() + at_most
+        while time.monotonic() < stop and await self.socket.poll(int(quiet * 1000)):
             await self.socket.recv_multipart(copy=False)
             dropped += 1
         return dropped
