@@ -51,8 +51,7 @@ def _run_probe(tmp_path, manager_class):
 def test_a_lean_kernel_runs_cells_without_debugpy(tmp_path):
     words, client = _run_probe(tmp_path, LeanKernelManager)
     assert words == ["cwd-ok", "True", "False", "False"], words
-    # The kernel itself says it has no debugger (what JupyterLab would read).
-    assert client.nb.metadata.get("language_info", {}).get("name") == "python"
+    assert client.nb.metadata.get("language_info", {}).get("name") == "python"  # its kernel_info reached nbclient
 
 
 @pytest.mark.skipif(not sandbox.available(), reason="bubblewrap not usable here")
