@@ -277,3 +277,32 @@ def test_a_kernelspec_the_sandbox_cannot_use_is_refused_at_preflight(tmp_path, t
         G.grade(TOY_MANIFEST, subs, out, settings=SETTINGS)
     assert "/nonexistent/venv" in str(err.value) and "kernelspec" in str(err.value)
     assert not list((out / ".nnkit" / "records").glob("*.json")) if (out / ".nnkit").exists() else True
+
+
+def _report_sandbox_uid(template, settings, job, scratch):
+    """A worker's job that says which uid its sandboxes would run as (and dies when asked to)."""
+    if job.get("die"):
+        os._exit(3)
+    return {"student_id": job["student_id"], "uid": sandbox.SANDBOX_UID}
+
+
+@pytest.mark.skipif(not sandbox.drops_privileges(), reason="a uid per worker needs a root grader")
+def test_without_a_pids_cgroup_each_worker_and_its_replacement_sandbox_as_their_slots_uid(monkeypatch):
+    """The pool gives worker k the uid WORKER_UID_BASE + k, and a replacement its predecessor's.
+    (Fork context: the forced rlimit mode and the stand-in job reach the workers.)"""
+    import multiprocessing
+
+    monkeypatch.setattr(sandbox, "_pids_root_cache", [None])  # as on a machine without a pids cgroup
+    monkeypatch.setattr(sandbox, "WORKER_UID_BASE", 61000)
+    monkeypatch.setattr(grading_pool, "grade_job", _report_sandbox_uid)
+    monkeypatch.setattr(grading_pool, "worker_context", lambda: multiprocessing.get_context("fork"))
+    pool = grading_pool.WorkerPool(2, (None, None, ""))
+    try:
+        jobs = [{"student_id": "a"}, {"student_id": "b"}, {"student_id": "c", "die": True}, {"student_id": "d"}]
+        results = {job["student_id"]: result for job, result in pool.run(jobs, 60)}
+        slots = sorted(w["slot"] for w in pool.workers)
+    finally:
+        pool.kill()
+    assert {results["a"]["uid"], results["b"]["uid"]} == {61000, 61001}, results
+    assert "died" in results["c"] and results["d"]["uid"] in (61000, 61001)
+    assert slots == [0, 1]  # the dead worker's replacement took its slot
