@@ -57,7 +57,7 @@ def lean_kernel_cmd(cmd: list[str]) -> list[str]:
         if cmd[i] == "-m":
             if cmd[i + 1] != "ipykernel_launcher":
                 break
-            options = [o for o in cmd[1:i] if o.replace(" ", "") not in ("-Xfrozen_modules=off",)]
+            options = [o for o in cmd[1:i] if o != "-Xfrozen_modules=off"]
             return [cmd[0], *options, "-c", LEAN_LAUNCHER, *cmd[i + 2:]]
     return list(cmd)
 

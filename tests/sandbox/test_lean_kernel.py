@@ -85,42 +85,31 @@ def test_ready_means_the_first_cell_is_heard_in_full(tmp_path):
     assert asyncio.run(go()) == ["busy", "execute_input", "heard", "idle"]
 
 
-def _never_ready(km, argv):
-    km.format_kernel_cmd = lambda extra_arguments=None: argv
+def _wait_for(argv, tmp_path, timeout):
+    """wait_until_ready on a lean kernel manager whose kernel command is ``argv``."""
+    async def go():
+        km = LeanKernelManager(kernel_name="python3")
+        km.format_kernel_cmd = lambda extra_arguments=None: argv
+        await km.start_kernel(cwd=str(tmp_path))
+        kc = km.client()
+        kc.start_channels()
+        try:
+            await wait_until_ready(kc, timeout=timeout)
+        finally:
+            kc.stop_channels()
+            await km.shutdown_kernel(now=True)
+
+    asyncio.run(go())
 
 
 def test_a_kernel_that_dies_at_start_is_reported(tmp_path):
-    async def go():
-        km = LeanKernelManager(kernel_name="python3")
-        _never_ready(km, [sys.executable, "-c", "import sys; sys.exit(3)"])
-        await km.start_kernel(cwd=str(tmp_path))
-        kc = km.client()
-        kc.start_channels()
-        try:
-            await wait_until_ready(kc, timeout=30)
-        finally:
-            kc.stop_channels()
-            await km.shutdown_kernel(now=True)
-
     with pytest.raises(RuntimeError, match="died before replying"):
-        asyncio.run(go())
+        _wait_for([sys.executable, "-c", "import sys; sys.exit(3)"], tmp_path, timeout=30)
 
 
 def test_a_kernel_that_never_answers_times_out(tmp_path):
-    async def go():
-        km = LeanKernelManager(kernel_name="python3")
-        _never_ready(km, [sys.executable, "-c", "import time; time.sleep(60)"])
-        await km.start_kernel(cwd=str(tmp_path))
-        kc = km.client()
-        kc.start_channels()
-        try:
-            await wait_until_ready(kc, timeout=1.5)
-        finally:
-            kc.stop_channels()
-            await km.shutdown_kernel(now=True)
-
     with pytest.raises(RuntimeError, match="didn't respond in 1.5 seconds"):
-        asyncio.run(go())
+        _wait_for([sys.executable, "-c", "import time; time.sleep(60)"], tmp_path, timeout=1.5)
 
 
 class _FakeChannel:

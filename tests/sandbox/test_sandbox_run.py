@@ -533,18 +533,6 @@ def test_missing_bwrap_is_reported_not_bypassed(course, monkeypatch):
     assert not (course["work"] / "ran.txt").exists()
 
 
-HOLD_PROCESSES = """
-    import os, sys, time
-    for i in range(400):
-        try:
-            pid = os.fork()
-        except OSError:
-            break
-        if pid == 0:
-            os.execv("/bin/sleep", ["sleep", "6", {token!r}])
-    print("holding", flush=True)
-    time.sleep(6)
-"""
 SPAWN_A_FEW = """
     import subprocess
     for i in range(5):
@@ -562,12 +550,12 @@ def test_without_a_pids_cgroup_a_workers_fork_bomb_leaves_the_next_worker_its_pr
 
     base = 60000 + (os.getpid() % 2000) * 2  # distinct per test process (make test runs two)
     monkeypatch.setattr(sandbox, "WORKER_UID_BASE", base)
-    token = f"nnkit-hold-{uuid.uuid4().hex}"
+    token = f"nnkit-bomb-{uuid.uuid4().hex}"
     limits = Limits(max_processes=30, wall_seconds=8)
 
     def outcome_beside_a_bomb(slot_of_second):
         assert sandbox.use_worker_uid(0) == base
-        bomb = threading.Thread(target=run_in, args=(course, HOLD_PROCESSES.format(token=token)),
+        bomb = threading.Thread(target=run_in, args=(course, FORK_BOMB.format(token=token)),
                                 kwargs={"limits": limits})
         bomb.start()
         deadline = time.monotonic() + 5
