@@ -67,14 +67,13 @@ import weakref
 from pathlib import Path
 from typing import Any
 
-from jupyter_client.asynchronous import AsyncKernelClient
 from jupyter_client.channels import AsyncZMQSocketChannel
 from traitlets import Dict, Float, Integer, List, Type, Unicode, default
 from traitlets.config import Config
 
 from . import bwrap as sandbox
 from .bwrap import Limits
-from .lean_kernel import LeanKernelManager, wait_until_ready
+from .lean_kernel import LeanKernelClient, LeanKernelManager
 
 __all__ = [
     "SandboxedKernelManager",
@@ -137,14 +136,11 @@ class _CountingIOPubChannel(AsyncZMQSocketChannel):
         return dropped
 
 
-class SandboxedKernelClient(AsyncKernelClient):
-    """An async kernel client whose iopub channel enforces the sandbox's output cap, and which
-    is ready as soon as the kernel has answered (``lean_kernel.wait_until_ready``)."""
+class SandboxedKernelClient(LeanKernelClient):
+    """A lean kernel client (ready as soon as the kernel has answered) whose iopub channel
+    enforces the sandbox's output cap."""
 
     iopub_channel_class = Type(_CountingIOPubChannel)
-
-    async def wait_for_ready(self, timeout: float | None = None) -> None:
-        await wait_until_ready(self, timeout)
 
     @property
     def iopub_channel(self):

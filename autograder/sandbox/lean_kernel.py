@@ -15,18 +15,27 @@ of that are no use to a graded kernel:
   :class:`LeanKernelManager` checks every 5 ms.
 - **The 0.2 s of silence.** jupyter_client's ``wait_for_ready`` ends by reading iopub until
   it has been quiet for 0.2 s. :func:`wait_until_ready` instead waits for the two messages
-  that prove readiness: the ``kernel_info_reply`` of its own request on shell, and that
-  request's ``idle`` status on iopub (iopub is connected, and the kernel sent everything
-  before it). It asks again, like jupyter_client, when either does not come.
+  that prove readiness: the ``kernel_info_reply`` of its own request on shell, and on iopub
+  either that request's ``idle`` status (iopub is connected, and the kernel sent everything
+  before it) or the kernel's ``iopub_welcome`` (ipykernel >= 7 sends it once our
+  subscription has reached it: from then on nothing it publishes is lost to us). The
+  welcome matters: the client's iopub socket connects before the kernel binds, its
+  subscription follows on zmq's next reconnect, and measured on the CI machine the first
+  request's ``idle`` went out before that in three kernel starts of four; waiting for an
+  ``idle`` alone then cost 0.2 s more and a second request. It asks again, like
+  jupyter_client, when neither comes.
+  :class:`LeanKernelClient` is jupyter_client's async client with this readiness.
 """
 from __future__ import annotations
 
 import time
 from queue import Empty
 
+from jupyter_client.asynchronous import AsyncKernelClient
 from jupyter_client.manager import AsyncKernelManager
+from traitlets import Unicode, default
 
-__all__ = ["LEAN_LAUNCHER", "lean_kernel_cmd", "LeanKernelManager", "wait_until_ready"]
+__all__ = ["LEAN_LAUNCHER", "lean_kernel_cmd", "LeanKernelClient", "LeanKernelManager", "wait_until_ready"]
 
 #: ``python -c`` body: what ``ipykernel_launcher`` does (drop the cwd from ``sys.path`` while
 #: ipykernel imports; IPython adds it back), with ``import debugpy`` failing.
@@ -39,8 +48,8 @@ LEAN_LAUNCHER = "\n".join([
     "kernelapp.launch_new_instance()",
 ])
 
-#: How long one kernel_info request waits for its reply, then for its idle status, before
-#: asking again (jupyter_client waits 1 s and 0.2 s).
+#: How long one kernel_info request waits for its reply, then for its idle status or the
+#: kernel's welcome, before asking again (jupyter_client waits 1 s and 0.2 s).
 _REPLY_WAIT = 1.0
 _IDLE_WAIT = 0.2
 #: How often a stopping kernel is checked for having exited.
@@ -62,8 +71,25 @@ def lean_kernel_cmd(cmd: list[str]) -> list[str]:
     return list(cmd)
 
 
+class LeanKernelClient(AsyncKernelClient):
+    """jupyter_client's async kernel client, ready as soon as the kernel has answered
+    (:func:`wait_until_ready`)."""
+
+    async def wait_for_ready(self, timeout: float | None = None) -> None:
+        await wait_until_ready(self, timeout)
+
+
 class LeanKernelManager(AsyncKernelManager):
-    """An ``AsyncKernelManager`` that starts an ipykernel kernelspec with :data:`LEAN_LAUNCHER`."""
+    """An ``AsyncKernelManager`` that starts an ipykernel kernelspec with :data:`LEAN_LAUNCHER`,
+    and whose clients are :class:`LeanKernelClient`."""
+
+    client_class = Unicode("autograder.sandbox.lean_kernel.LeanKernelClient").tag(config=True)
+
+    @default("client_factory")
+    def _client_factory_default(self):
+        # AsyncKernelManager redeclares client_factory with a fixed default, so client_class
+        # alone does not reach it.
+        return LeanKernelClient
 
     def format_kernel_cmd(self, extra_arguments=None):
         return lean_kernel_cmd(super().format_kernel_cmd(extra_arguments))
@@ -104,11 +130,22 @@ async def wait_until_ready(kc, timeout: float | None = None) -> None:
         if reply is not None:
             until = time.monotonic() + _IDLE_WAIT
             while (msg := await next_msg(kc.iopub_channel, until)) is not None:
-                if (msg["msg_type"] == "status" and msg["content"].get("execution_state") == "idle"
-                        and msg["parent_header"].get("msg_id") == msg_id):
+                if _proves_iopub(msg, msg_id, reply):
                     kc._handle_kernel_info_reply(reply)
                     return
         if not await kc._async_is_alive():
             raise RuntimeError("Kernel died before replying to kernel_info")
         if time.monotonic() > deadline:
             raise RuntimeError(f"Kernel didn't respond in {timeout:g} seconds")
+
+
+def _proves_iopub(msg: dict, msg_id: str, reply: dict) -> bool:
+    """Whether iopub message ``msg`` proves that iopub reaches us from the kernel that sent
+    ``reply`` (to request ``msg_id``): that request's ``idle`` status, or that kernel's
+    ``iopub_welcome`` (the same kernel session as the reply's: a welcome left queued by a
+    kernel before a restart proves nothing about the new one)."""
+    if msg["msg_type"] == "iopub_welcome":
+        session = msg["header"].get("session")
+        return session is not None and session == reply["header"].get("session")
+    return (msg["msg_type"] == "status" and msg["content"].get("execution_state") == "idle"
+            and msg["parent_header"].get("msg_id") == msg_id)

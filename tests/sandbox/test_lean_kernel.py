@@ -10,7 +10,8 @@ from nbformat.v4 import new_code_cell, new_notebook
 
 from autograder.sandbox import bwrap as sandbox
 from autograder.sandbox.kernel import SandboxedKernelManager
-from autograder.sandbox.lean_kernel import LEAN_LAUNCHER, LeanKernelManager, lean_kernel_cmd, wait_until_ready
+from autograder.sandbox.lean_kernel import (LEAN_LAUNCHER, LeanKernelClient, LeanKernelManager, lean_kernel_cmd,
+                                            wait_until_ready)
 
 KERNELSPEC = {"name": "python3", "display_name": "Python 3", "language": "python"}
 
@@ -114,34 +115,41 @@ def test_a_kernel_that_never_answers_times_out(tmp_path):
 
 class _FakeChannel:
     def __init__(self):
-        self.queue = []
+        self.queue, self.timeouts = [], 0
 
     async def get_msg(self, timeout=None):
         if not self.queue:
+            self.timeouts += 1
             await asyncio.sleep(min(timeout, 0.01))
             raise Empty
         return self.queue.pop(0)
 
 
-class _FakeClient:
-    """Replies to every kernel_info on shell; publishes the idle status only from the second
-    request on (the first one's went out before iopub was subscribed), after a stray message."""
+def _msg(msg_type, parent="", session="kernel-1", **content):
+    return {"msg_type": msg_type, "header": {"session": session, "msg_type": msg_type},
+            "parent_header": {"msg_id": parent} if parent else {}, "content": content}
 
-    def __init__(self):
+
+class _FakeClient:
+    """Replies to every kernel_info on shell; the first request's busy and idle are lost (they
+    went out before iopub was subscribed). Then iopub brings ``welcome`` (messages to queue
+    after the first reply) and, from the second request on, a stray idle of the first request
+    and the request's own busy and idle."""
+
+    def __init__(self, welcome=()):
         self.shell_channel, self.iopub_channel = _FakeChannel(), _FakeChannel()
-        self.asked, self.handled = [], None
+        self.asked, self.handled, self.welcome = [], None, list(welcome)
 
     def kernel_info(self):
         msg_id = f"ki-{len(self.asked)}"
         self.asked.append(msg_id)
-        self.shell_channel.queue.append({"msg_type": "kernel_info_reply", "parent_header": {"msg_id": msg_id},
-                                         "content": {"n": len(self.asked)}})
-        if len(self.asked) > 1:
-            self.iopub_channel.queue += [
-                {"msg_type": "status", "parent_header": {"msg_id": "ki-0"}, "content": {"execution_state": "idle"}},
-                {"msg_type": "status", "parent_header": {"msg_id": msg_id}, "content": {"execution_state": "busy"}},
-                {"msg_type": "status", "parent_header": {"msg_id": msg_id}, "content": {"execution_state": "idle"}},
-            ]
+        self.shell_channel.queue.append(_msg("kernel_info_reply", msg_id, n=len(self.asked)))
+        if len(self.asked) == 1:
+            self.iopub_channel.queue += self.welcome
+        else:
+            self.iopub_channel.queue += [_msg("status", "ki-0", execution_state="idle"),
+                                         _msg("status", msg_id, execution_state="busy"),
+                                         _msg("status", msg_id, execution_state="idle")]
         return msg_id
 
     def _handle_kernel_info_reply(self, msg):
@@ -156,3 +164,24 @@ def test_a_missed_idle_status_asks_again_and_only_its_own_idle_counts():
     asyncio.run(wait_until_ready(kc, timeout=10))
     assert kc.asked == ["ki-0", "ki-1"]
     assert kc.handled["parent_header"]["msg_id"] == "ki-1"
+
+
+def test_the_kernels_welcome_proves_iopub_without_asking_again():
+    kc = _FakeClient(welcome=[_msg("status", execution_state="starting"), _msg("iopub_welcome", subscription="")])
+    asyncio.run(wait_until_ready(kc, timeout=10))
+    assert kc.asked == ["ki-0"]
+    assert kc.handled["parent_header"]["msg_id"] == "ki-0"
+    assert kc.iopub_channel.timeouts == 0  # ready on the welcome, not after a wait for the idle
+
+
+def test_a_welcome_from_another_kernel_session_proves_nothing():
+    # e.g. queued from the kernel before a restart: this kernel's subscription may not be in yet
+    kc = _FakeClient(welcome=[_msg("iopub_welcome", session="kernel-0", subscription="")])
+    asyncio.run(wait_until_ready(kc, timeout=10))
+    assert kc.asked == ["ki-0", "ki-1"]
+    assert kc.handled["parent_header"]["msg_id"] == "ki-1"
+
+
+def test_a_lean_kernel_managers_clients_wait_until_ready():
+    # nbclient calls kc.wait_for_ready: without this client it would wait jupyter_client's way
+    assert isinstance(LeanKernelManager(kernel_name="python3").client(), LeanKernelClient)
