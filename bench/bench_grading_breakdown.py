@@ -3,7 +3,9 @@
     python bench/bench_grading_breakdown.py          # the reference submission, 3 rounds (medians)
     python bench/bench_grading_breakdown.py --quick  # 1 round
 
-Everything is measured in this run, on this machine, with one BLAS thread. The bounds:
+Everything is measured in this run, on this machine, with one BLAS thread, in interleaved
+rounds (each runs the sandboxed grading, the plain execution, the compute and nbclient's defaults,
+one after the other). The bounds:
 - **sandboxed grading**: `grade_submission` in a warm process (nbgrader imported, template
   built), the reference's solved release notebooks, with its own step timings (prepare,
   autograde = the four kernels in bubblewrap, trusted checks, feedback rendering);
@@ -162,6 +164,15 @@ def _compute(notebooks: list[Path], workdir: Path) -> float:
         del os.environ["NNKIT_DATA_DIR"]
 
 
+def _unsandboxed(run, *args, **kwargs) -> float:
+    """``run(*args, **kwargs)`` under NBGRADER_EXECUTION, as the graded kernels run."""
+    os.environ["NBGRADER_EXECUTION"] = "autograde"
+    try:
+        return run(*args, **kwargs)
+    finally:
+        del os.environ["NBGRADER_EXECUTION"]
+
+
 def _kernel_lifecycle(sandboxed: bool, workdir: Path) -> tuple[float, float]:
     """(start to ready, kill) of one kernel, as the grader starts and stops it, sandboxed or not."""
     import asyncio
@@ -251,17 +262,19 @@ def main(argv=None) -> int:
         zip_path = _reference_zip(work)
         settings = Settings(dataset="embedded", course_secret="bench")
         template = cached_template(locate("fcnets"), settings)
-        _sandboxed(template, settings, zip_path, work, 0)  # warm-up: imports, caches, the reference's outcomes
-        runs = [_sandboxed(template, settings, zip_path, work, k + 1) for k in range(rounds)]
+        # warm-up: imports, caches, the reference's outcomes, and the notebooks as its kernels saw them
+        notebooks = _kernel_notebooks(_sandboxed(template, settings, zip_path, work, 0), work)
+        _unsandboxed(_compute, notebooks, _fresh_folder(zip_path, work))
+        # Interleaved rounds: a machine that slows down mid-run slows every kind of run alike.
+        runs, plains, computes, stocks = [], [], [], []
+        for k in range(rounds):
+            runs.append(_sandboxed(template, settings, zip_path, work, k + 1))
+            plains.append(_unsandboxed(_plain, notebooks, _fresh_folder(zip_path, work)))
+            computes.append(_unsandboxed(_compute, notebooks, _fresh_folder(zip_path, work)))
+            stocks.append(_unsandboxed(_plain, notebooks, _fresh_folder(zip_path, work), stock=True))
         sandboxed = statistics.median(r["wall"] for r in runs)
         steps = {k: statistics.median(r["timings"].get(k, 0.0) for r in runs) for k in runs[0]["timings"]}
-        notebooks = _kernel_notebooks(runs[-1], work)
-        os.environ["NBGRADER_EXECUTION"] = "autograde"
-        _compute(notebooks, _fresh_folder(zip_path, work))  # warm-up: the imports
-        plain, compute, stock = (statistics.median(vals) for vals in zip(*(
-            (_plain(notebooks, _fresh_folder(zip_path, work)), _compute(notebooks, _fresh_folder(zip_path, work)),
-             _plain(notebooks, _fresh_folder(zip_path, work), stock=True)) for _ in range(rounds))))
-        del os.environ["NBGRADER_EXECUTION"]
+        plain, compute, stock = map(statistics.median, (plains, computes, stocks))
         plain_dir = _fresh_folder(zip_path, work)
         k_sand, stop_sand = map(statistics.median, zip(*(_kernel_lifecycle(True, plain_dir)
                                                          for _ in range(rounds + 1))))
