@@ -38,8 +38,10 @@ def _start_kernel(notebook: Path, settings, workdir: Path) -> str | None:
         from ..sandbox.kernel import SandboxedKernelManager
 
         extra["kernel_manager_class"] = SandboxedKernelManager
+    # Killed once its cell replied, as grading kills its kernels: a graceful exit is time for nothing.
     client = NotebookClient(nb, timeout=KERNEL_START_SECONDS, startup_timeout=KERNEL_START_SECONDS,
-                            kernel_name=name, resources={"metadata": {"path": str(workdir)}}, **extra)
+                            kernel_name=name, resources={"metadata": {"path": str(workdir)}},
+                            shutdown_kernel="immediate", **extra)
     try:
         client.execute()
     except NoSuchKernel:
@@ -83,22 +85,27 @@ def preflight(assignment: str, notebook: Path, covered, settings) -> None:
     `covered`: the grade ids the trusted checks score (none: no runner to try). It needs
     nothing of the template course, so a run starts it beside the template's making.
     """
+    from concurrent.futures import ThreadPoolExecutor
+
     from .coordinator import GradeRunError
 
     workdir = Path(tempfile.mkdtemp(prefix="nnkit-preflight-"))
     workdir.chmod(0o755)  # read-only inside the sandbox, whose uid is not ours when we are root
-    try:
-        problem = _start_kernel(notebook, settings, workdir)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+    # The two are separate sandboxes, so they start side by side; the kernel's problem is told first.
+    with ThreadPoolExecutor(1, thread_name_prefix="preflight-runner") as pool:
+        runner = pool.submit(_trusted_runner, assignment, covered, settings)
+        try:
+            problem = _start_kernel(notebook, settings, workdir)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        runner_problem = runner.result()
     if problem:
         raise GradeRunError(
             "preflight: a sandboxed kernel could not run one cell, so every submission would fail:\n"
             f"{problem}\nFix: check the kernelspec (`jupyter kernelspec list`; its interpreter must exist and be "
             "readable, e.g. reinstall it with `python -m ipykernel install --sys-prefix --name python3` from "
             "the grader's venv) and that bubblewrap works (`python -m pytest tests/sandbox`). Nothing was graded.")
-    problem = _trusted_runner(assignment, covered, settings)
-    if problem:
-        raise GradeRunError(f"preflight: the trusted checks do not run on the reference package: {problem}\n"
+    if runner_problem:
+        raise GradeRunError(f"preflight: the trusted checks do not run on the reference package: {runner_problem}\n"
                             "Fix: run `python -m autograder check-package source/nnkit --assignment "
                             f"{assignment}` to see why. Nothing was graded.")
