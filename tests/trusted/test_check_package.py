@@ -57,6 +57,14 @@ def test_students_get_different_inputs():
     assert x_a.shape != x_b.shape or not (x_a == x_b).all()
 
 
+@pytest.mark.parametrize("assignment", ["fcnets", "mnist_mlp", "cyclical_lr", "generalization"])
+def test_the_grade_ids_a_spec_scores_are_those_of_every_seeds_plan(assignment):
+    # Spec.grade_ids is built once, from seed 0's plan: that holds only while no seed changes them.
+    spec = load_spec(assignment)
+    for seed in (1, 12345, 2**31 - 1):
+        assert spec.grade_ids == {c.grade_id for c in spec.build_plan(seed)[1]}
+
+
 def test_untouched_release_scores_zero(kit, tmp_path, use_sandbox):
     r = check_package(kit.make_stub_package(tmp_path), "fcnets", seed=SEED, sandbox=use_sandbox)
     assert r["score"] == 0, [c["id"] for c in r["checks"] if c["status"] == "passed"]
