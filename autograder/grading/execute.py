@@ -38,6 +38,11 @@ def _guard_class(sandboxed: bool):
         incidents: list = []
         #: time.monotonic() past which no notebook of the submission may run (set per submission).
         stop_at: float = float("inf")
+        #: Called (no arguments) as each notebook's execution starts, once nbgrader has written
+        #: every notebook executed before it (set per submission; it must not raise).
+        before_notebook = None
+        #: The notebooks (nbgrader's ``unique_key``) whose execution ended, in order.
+        executed: list = []
 
         @default("shutdown_kernel")
         def _kill_when_done(self):
@@ -46,12 +51,17 @@ def _guard_class(sandboxed: bool):
             return "immediate"
 
         def preprocess(self, nb, resources=None, km=None):
+            if GuardedExecute.before_notebook is not None:
+                GuardedExecute.before_notebook()
             self._deadline = min(time.monotonic() + self.notebook_timeout, GuardedExecute.stop_at)
             self._replay: list[str] = []
             self._nb_name = (resources or {}).get("unique_key", "?")
             self._dead = False
             self._dead_why = ""
-            return super().preprocess(nb, resources, km)
+            try:
+                return super().preprocess(nb, resources, km)
+            finally:
+                GuardedExecute.executed.append(self._nb_name)
 
         def _get_timeout(self, cell):
             # Each cell gets its own limit, but never more than the notebook has left.

@@ -16,9 +16,11 @@ three steps, and only the middle one touches nbconvert:
    world-readable folder and run as ``python -I`` under bubblewrap (no network,
    nothing of the host but the Python environment and that folder, a private
    size-capped ``/tmp``, an unprivileged uid when the grader is root), with a
-   wall, CPU, memory and output budget. It reads the prepared notebook from
-   stdin and writes nbconvert's HTML (``basic`` template: body only, nothing
-   remote) to stdout. A random nonce marks where each cell starts.
+   wall, CPU, memory and output budget. It reads the prepared notebooks from
+   stdin, one JSON line each (during grading each is handed over as soon as
+   nbgrader has written it, while the later notebooks still run), and writes
+   nbconvert's HTML (``basic`` template: body only, nothing remote) to stdout.
+   A random nonce, the grader's, marks where each cell starts.
 3. **Sanitise and assemble, on the host.** Whatever came back is hostile too. Each
    cell's fragment is cleaned by ``nh3`` with an allow-list (text, tables, code,
    images only as ``data:image/png|jpeg|gif``; no script, handler, link, form,
@@ -36,6 +38,7 @@ sandboxed renderer script (see :func:`_renderer_main`).
 """
 from __future__ import annotations
 
+import hashlib
 import html
 import json
 import os
@@ -286,14 +289,17 @@ def _renderer_main() -> int:
     exporter = _exporter()
     warm_up, _ = prepare_notebook(_WARM_UP, True)
     exporter.from_notebook_node(nbformat.from_dict(warm_up), resources={"nnkit_nonce": "0" * 32})
-    raw = sys.stdin.buffer.read()
-    if not raw:
+    # JSON lines (``_line``): the nonce first, then one prepared notebook per line, each
+    # rendered as it comes (``Renderer.feed`` hands notebooks over while later ones still run).
+    first = sys.stdin.buffer.readline()
+    if not first.strip():
         return 0  # a renderer started for pages that did not come
-    payload = json.loads(raw)
-    nonce = payload["nonce"]
+    nonce = json.loads(first)["nonce"]
     if not re.fullmatch(r"[0-9a-f]{32}", nonce):
         raise SystemExit("bad nonce")
-    for key, notebook in payload["notebooks"].items():
+    for raw in sys.stdin.buffer:
+        item = json.loads(raw)
+        key, notebook = int(item["key"]), item["notebook"]
         try:
             body, _ = exporter.from_notebook_node(nbformat.from_dict(notebook), resources={"nnkit_nonce": nonce})
         except Exception as exc:  # one malformed notebook must not cost the others their page
@@ -370,8 +376,8 @@ def _launch(script: Path, stdin, wall_seconds: float, *, sandbox: bool, pages: i
             cancel: threading.Event | None = None) -> tuple[int, bytes, bytes, str | None]:
     """Run ``python -I script`` (sandboxed or plain) with the render budgets: (rc, stdout, stderr, reason).
 
-    `stdin` is bytes or a callable returning them once known (``Renderer``); setting `cancel`
-    stops the renderer (reason "timeout")."""
+    `stdin` is bytes, or a callable returning them or an iterable of chunks once known
+    (``Renderer``); setting `cancel` stops the renderer (reason "timeout")."""
     argv = [sys.executable, "-I", str(script)]
     limits = _limits(wall_seconds, pages)
     if sandbox:
@@ -383,28 +389,42 @@ def _launch(script: Path, stdin, wall_seconds: float, *, sandbox: bool, pages: i
     return _run_plain(argv, stdin, limits, cwd=script.parent, cancel=cancel)
 
 
+def _line(item: dict) -> bytes:
+    """One line of the renderer's input (JSON escapes every newline inside it)."""
+    return json.dumps(item).encode("utf-8") + b"\n"
+
+
 class Renderer:
-    """A sandboxed renderer started before its notebooks exist, for one batch of pages.
+    """A sandboxed renderer started before its notebooks exist, for one submission's pages.
 
     It imports nbconvert and compiles its templates (a warm-up render of a built-in
-    notebook) while the submission's kernels run, then renders the one batch ``run`` hands
-    it. Each submission gets its own (no state is shared between students); ``close`` ends
-    one that got nothing.
+    notebook) while the submission's kernels run. ``feed`` hands it a notebook nbgrader has
+    finished while later ones still run, and it renders that one at once; ``run`` hands it
+    the rest and collects every page. Each submission gets its own (no state is shared
+    between students); ``close`` ends one that was not run.
     """
 
     def __init__(self, wall_seconds: float, *, sandbox: bool, pages: int = 1):
         import queue
         from concurrent.futures import Future
 
-        self._input: queue.Queue = queue.Queue(maxsize=1)
+        #: The markers' nonce, fixed now: notebooks fed early are rendered with it.
+        self.nonce = secrets.token_hex(16)
+        self._input: queue.Queue = queue.Queue()
         self._cancel = threading.Event()
         self._done: Future = Future()
-        self._fed = False
+        self._ended = False
+        self._fed: dict[int, tuple[bytes, list[str | None]]] = {}  # key -> (sha256 of nb_bytes, grade ids)
         folder = _renderer_dir()
+
+        def lines():
+            yield _line({"nonce": self.nonce})
+            while (chunk := self._input.get()) is not None:
+                yield chunk
 
         def launch() -> None:
             try:
-                self._done.set_result(_launch(folder / "nnkit_feedback_renderer.py", self._input.get, wall_seconds,
+                self._done.set_result(_launch(folder / "nnkit_feedback_renderer.py", lines, wall_seconds,
                                               sandbox=sandbox, pages=pages, cancel=self._cancel))
             except BaseException as exc:  # handed to the caller of run()
                 self._done.set_exception(exc)
@@ -413,12 +433,47 @@ class Renderer:
 
         threading.Thread(target=launch, name="feedback-renderer", daemon=True).start()
 
+    def feed(self, key: int, nb_bytes: bytes, show_outputs: bool) -> bool:
+        """Prepare the executed notebook ``nb_bytes`` as notebook ``key`` and hand it over now, to
+        be rendered while later notebooks run. False, and nothing sent, when it cannot be
+        prepared, is over the per-notebook input budget, or the renderer has its last batch
+        already: ``render_notebooks`` then deals with it among the rest."""
+        if self._ended or key in self._fed:
+            return False
+        try:
+            prepared, grade_ids = prepare_notebook(_load(nb_bytes), show_outputs, key)
+        except FeedbackError:
+            return False
+        line = _line({"key": int(key), "notebook": prepared})
+        if len(line) > 2 * PAGE_BYTES:
+            return False
+        self._fed[key] = (hashlib.sha256(nb_bytes).digest(), grade_ids)
+        self._input.put(line)
+        return True
+
+    def fed(self, key: int, nb_bytes: bytes) -> list[str | None] | None:
+        """The grade ids of notebook ``key`` if it was fed; None if it was not.
+
+        Raises
+        ------
+        FeedbackError : it was fed other bytes than ``nb_bytes`` (its page would not be theirs).
+        """
+        if key not in self._fed:
+            return None
+        digest, grade_ids = self._fed[key]
+        if digest != hashlib.sha256(nb_bytes).digest():
+            raise FeedbackError("the executed notebook changed after it was handed to the renderer")
+        return grade_ids
+
     def run(self, stdin: bytes, seconds: float) -> tuple[int, bytes, bytes, str | None]:
-        """(rc, stdout, stderr, reason) of rendering `stdin`; stopped after `seconds` (reason "timeout")."""
-        if self._fed:
+        """(rc, stdout, stderr, reason) of rendering what was fed and the lines `stdin`; stopped
+        after `seconds` (reason "timeout")."""
+        if self._ended:
             raise RuntimeError("a Renderer renders one batch")
-        self._fed = True
-        self._input.put(stdin)
+        self._ended = True
+        if stdin:
+            self._input.put(stdin)
+        self._input.put(None)
         try:
             return self._done.result(timeout=seconds)
         except TimeoutError:
@@ -430,10 +485,10 @@ class Renderer:
             return -9, b"", b"", "timeout"
 
     def close(self) -> None:
-        """End a renderer that was given nothing (it exits at once); a used one has ended already."""
-        if not self._fed:
-            self._fed = True
-            self._input.put(b"")
+        """End a renderer that was not run (it renders what it was fed and exits); a run one has ended already."""
+        if not self._ended:
+            self._ended = True
+            self._input.put(None)
 
 
 def _run_plain(argv: list[str], stdin, limits, cwd: Path,
@@ -465,7 +520,10 @@ def _run_plain(argv: list[str], stdin, limits, cwd: Path,
 
     def feed():
         try:
-            proc.stdin.write(stdin() if callable(stdin) else stdin)
+            data = stdin() if callable(stdin) else stdin
+            for chunk in ([data] if isinstance(data, (bytes, bytearray)) else data):
+                proc.stdin.write(chunk)
+                proc.stdin.flush()
         except OSError:
             pass
         finally:
@@ -511,9 +569,10 @@ def _render_bodies(notebooks: dict[int, dict], nonce: str, seconds_left: float, 
 
     One process for all of a submission's notebooks: importing nbconvert costs
     about 2 s, rendering a course notebook a fraction of that. ``seconds_left`` is
-    the renderer's wall limit, what is left of the caller's ``budget``.
+    the renderer's wall limit, what is left of the caller's ``budget``. With ``renderer``
+    (whose nonce is ``nonce``), its output also holds the notebooks fed to it before.
     """
-    stdin = json.dumps({"notebooks": {str(k): nb for k, nb in notebooks.items()}, "nonce": nonce}).encode("utf-8")
+    stdin = b"".join(_line({"key": k, "notebook": nb}) for k, nb in notebooks.items())
     if len(stdin) > 2 * PAGE_BYTES * len(notebooks):
         raise FeedbackError(f"the notebooks are too large to render ({len(stdin)} bytes after preparation)")
     if renderer is not None:
@@ -521,8 +580,8 @@ def _render_bodies(notebooks: dict[int, dict], nonce: str, seconds_left: float, 
     else:
         folder = _renderer_dir()
         try:
-            rc, out, err, reason = _launch(folder / "nnkit_feedback_renderer.py", stdin, seconds_left,
-                                           sandbox=sandbox, pages=len(notebooks))
+            rc, out, err, reason = _launch(folder / "nnkit_feedback_renderer.py", _line({"nonce": nonce}) + stdin,
+                                           seconds_left, sandbox=sandbox, pages=len(notebooks))
         finally:
             shutil.rmtree(folder, ignore_errors=True)
     if reason == "timeout":
@@ -759,34 +818,44 @@ def render_notebook(nb_bytes: bytes, cells: list[dict], *, show_outputs: bool, t
 
 
 def render_notebooks(items: list[tuple[bytes, list[dict], str]], *, show_outputs: bool, wall_seconds: float,
-                     sandbox: bool = True, renderer: Renderer | None = None) -> list[str | FeedbackError]:
+                     sandbox: bool = True, renderer: Renderer | None = None,
+                     keys: list[int] | None = None) -> list[str | FeedbackError]:
     """Several notebooks ``(nb_bytes, cells, title)`` of one submission, rendered in one sandbox run.
 
     Same pages as :func:`render_notebook`, about 2 s faster per extra notebook (one
     nbconvert start-up). Returns, in order, a page or the :class:`FeedbackError` of
     that notebook; ``wall_seconds`` is the budget of the whole batch (past it every
     notebook not yet returned fails). ``renderer``: one started ahead (``Renderer``), else a
-    fresh one is started now.
+    fresh one is started now. ``keys``: each item's key in the renderer's markers (default
+    0, 1, ...); an item whose key was fed to ``renderer`` already (``Renderer.feed``) is not
+    prepared or sent again (and fails if it was fed other bytes).
     """
     deadline = time.monotonic() + wall_seconds
-    results: list[str | FeedbackError | None] = [None] * len(items)
-    prepared: dict[int, tuple[dict, list[str | None]]] = {}
-    for key, (nb_bytes, _, _) in enumerate(items):
+    keys = list(range(len(items))) if keys is None else [int(k) for k in keys]
+    if len(set(keys)) != len(items):
+        raise ValueError("render_notebooks needs one distinct key per item")
+    results: dict[int, str | FeedbackError] = {}
+    prepared: dict[int, dict] = {}  # sent now
+    grade_ids: dict[int, list[str | None]] = {}  # of every notebook rendered, fed earlier or sent now
+    for key, (nb_bytes, _, _) in zip(keys, items):
         try:
-            prepared[key] = prepare_notebook(_load(nb_bytes), show_outputs, key)
+            fed = renderer.fed(key, nb_bytes) if renderer is not None else None
+            if fed is not None:
+                grade_ids[key] = fed
+                continue
+            prepared[key], grade_ids[key] = prepare_notebook(_load(nb_bytes), show_outputs, key)
         except FeedbackError as exc:
             results[key] = exc
-    if prepared:
+    if grade_ids:
         try:
             left = deadline - time.monotonic()
             if left <= 0.1:
                 raise FeedbackError(f"feedback rendering took longer than its {wall_seconds:g} s budget")
-            nonce = secrets.token_hex(16)
-            split = _split_cells(_render_bodies({k: nb for k, (nb, _) in prepared.items()}, nonce, left,
-                                                wall_seconds, sandbox, renderer), nonce)
+            nonce = renderer.nonce if renderer is not None else secrets.token_hex(16)
+            split = _split_cells(_render_bodies(prepared, nonce, left, wall_seconds, sandbox, renderer), nonce)
         except FeedbackError as exc:
-            split = {k: exc for k in prepared}
-        for key, (_, grade_ids) in prepared.items():
+            split = {k: exc for k in grade_ids}
+        for key, ids in grade_ids.items():
             fragments = split.get(key)
             if isinstance(fragments, FeedbackError):
                 results[key] = fragments
@@ -795,9 +864,9 @@ def render_notebooks(items: list[tuple[bytes, list[dict], str]], *, show_outputs
             elif sum(len(f) for f in fragments.values()) > PAGE_BYTES:
                 results[key] = FeedbackError(f"the feedback page is larger than its {PAGE_BYTES >> 20} MiB budget")
             else:
-                _, cells, title = items[key]
-                results[key] = _assemble(title, cells, grade_ids, fragments, show_outputs)
-    return results
+                _, cells, title = items[keys.index(key)]
+                results[key] = _assemble(title, cells, ids, fragments, show_outputs)
+    return [results[k] for k in keys]
 
 
 def _assemble(title: str, cells: list[dict], grade_ids: list[str | None], fragments: dict[int, str],

@@ -1,6 +1,7 @@
 """Grading one submission, in a worker, as a list of stages over a typed result (``STAGES``):
 copy in, repair, scan, a pristine copy of the package, the trusted checks started on it (they
-run beside the notebooks), sandboxed autograde, a row per graded cell, trusted verdicts (fail
+run beside the notebooks), sandboxed autograde (each notebook nbgrader has written goes to the
+feedback renderer as the next one starts), a row per graded cell, trusted verdicts (fail
 closed), the status, the feedback pages. Returns plain data only.
 """
 from __future__ import annotations
@@ -105,6 +106,7 @@ class _Run:
     submitted: set = field(default_factory=set)  # stems of the notebooks handed in and kept
     trusted_pending: "Future | None" = None  # the trusted checks, running beside the notebooks
     renderers: dict = field(default_factory=dict)  # kernel saw hidden tests? -> feedback.Renderer, started early
+    handed_over: set = field(default_factory=set)  # notebooks given to their renderer while later ones ran
 
     @property
     def sub(self) -> Path:
@@ -227,6 +229,27 @@ def start_renderers(run: _Run, result: SubmissionResult) -> None:
                      for hidden in sorted(set(kinds))}
 
 
+def _hand_over_executed(run: _Run, executed: list[str]) -> None:
+    """Hand each notebook nbgrader has executed and written (``executed``: its names, in order) to
+    its feedback renderer, read as ``autograde`` reads it back, so that its page renders while
+    the later notebooks run (called as each notebook starts). Never raises: a notebook not
+    handed over here is rendered with the rest."""
+    t = run.template
+    for stem in executed:
+        nb = stem + ".ipynb"
+        hidden = nb in t.kernel_sees_hidden
+        renderer = run.renderers.get(hidden)
+        if nb not in t.notebooks or renderer is None or nb in run.handed_over:
+            continue
+        run.handed_over.add(nb)
+        try:
+            raw = _read_executed(run.autograded / nb)
+            if raw is not None:
+                renderer.feed(t.notebooks.index(nb), raw, show_outputs=not hidden)
+        except Exception:
+            continue
+
+
 def _reserve(t: Template) -> float:
     """Seconds of a submission's budget kept back from its notebooks: for the trusted checks and the
     feedback pages (half each) where the checks cover cells, else for the feedback pages."""
@@ -242,6 +265,8 @@ def autograde(run: _Run, result: SubmissionResult) -> None:
     guard = _guard_class(settings.sandbox)
     guard.incidents = []
     guard.stop_at = run.stop_at - run.reserve
+    guard.executed = []
+    guard.before_notebook = lambda: _hand_over_executed(run, guard.executed)
     extra = {"GuardedExecute": {"notebook_timeout": settings.notebook_timeout},
              "NbGraderAPI": {"log_level": "ERROR"}}
     config = nc.build_config(run.course, assignment=a, exclude_overwriting=t.student_modules,
@@ -279,6 +304,7 @@ def autograde(run: _Run, result: SubmissionResult) -> None:
             pass  # every cell is reported "missing" below, with the reason
         except Exception as exc:
             run.nbgrader_error = f"{type(exc).__name__}: {exc}"[:300]
+    guard.before_notebook = None
     run.incidents = list(guard.incidents)
     result.timings["autograde"] = time.perf_counter() - run.started - result.timings["prepare"]
     try:
@@ -476,7 +502,8 @@ def render_feedback(template: Template, settings: Settings, executed: dict[str, 
             hidden = group[0] in template.kernel_sees_hidden
             rendered = fb.render_notebooks(items, show_outputs=not hidden,
                                            wall_seconds=max(2.0, min(120.0, left / (len(groups) - k))),
-                                           sandbox=settings.sandbox, renderer=(renderers or {}).get(hidden))
+                                           sandbox=settings.sandbox, renderer=(renderers or {}).get(hidden),
+                                           keys=[template.notebooks.index(nb) for nb in group])
         for nb, page in zip(group, rendered):
             stem = nb[: -len(".ipynb")]
             if isinstance(page, fb.FeedbackError):

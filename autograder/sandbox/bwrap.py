@@ -662,9 +662,10 @@ def run(
     cwd : working directory (inside a writable or readable path).
     limits : see :class:`Limits`.
     env : extra environment variables on top of :func:`sandbox_env`'s minimal one.
-    stdin : bytes fed to the command's stdin (default: empty), or a callable that returns them:
-        called by a feeder thread once the command has started, so a command can start (and
-        import what it needs) before its input exists.
+    stdin : bytes fed to the command's stdin (default: empty), or a callable that returns them
+        or an iterable of chunks of them: called by a feeder thread once the command has
+        started, so a command can start (and import what it needs) before its input exists,
+        and read each chunk as it comes; stdin closes after the last one.
     cancel : set it to stop the command now, as if its wall time were up (reason "timeout").
 
     Raises
@@ -751,7 +752,11 @@ def _run_cmd(cmd, limits: Limits, env, stdin, cgroup: RunCgroup | None,
 
 def _feed(pipe, data) -> None:
     try:
-        pipe.write(data() if callable(data) else data)
+        data = data() if callable(data) else data
+        # bytes, or an iterable of them: each chunk goes out as soon as it exists.
+        for chunk in ([data] if isinstance(data, (bytes, bytearray)) else data):
+            pipe.write(chunk)
+            pipe.flush()
     except (BrokenPipeError, OSError):
         pass
     finally:

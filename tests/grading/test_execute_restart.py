@@ -58,3 +58,20 @@ def test_a_kernel_that_cannot_be_restarted_says_why_in_the_cells_left(tmp_path):
     assert len(calls) == 2
     assert "could not be restarted (RuntimeError: restart 2 failed on purpose)" in _text(nb.cells[2])
     assert [i["reason"] for i in incidents] == ["kernel_died", "kernel_died"]
+
+
+def test_each_notebook_starts_after_the_hook_with_the_ones_executed_before_it(tmp_path):
+    """``before_notebook`` runs as each notebook starts, when ``executed`` names every notebook
+    run before it: grading hands those (written by nbgrader by then) to the feedback renderer."""
+    GuardedExecute = _guard_class(sandboxed=False)
+    GuardedExecute.incidents, GuardedExecute.executed, seen = [], [], []
+    GuardedExecute.before_notebook = lambda: seen.append(list(GuardedExecute.executed))
+    try:
+        for key in ("01_first", "02_second"):
+            nb = new_notebook(cells=[new_code_cell("pass")], metadata={"kernelspec": KERNELSPEC})
+            GuardedExecute(timeout=30, notebook_timeout=120, kernel_name="python3").preprocess(
+                nb, {"metadata": {"path": str(tmp_path)}, "unique_key": key})
+    finally:
+        GuardedExecute.before_notebook = None
+    assert seen == [[], ["01_first"]]
+    assert GuardedExecute.executed == ["01_first", "02_second"]

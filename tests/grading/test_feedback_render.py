@@ -294,6 +294,30 @@ def test_a_batch_renders_each_notebook_to_its_own_page_and_isolates_failures():
 
 
 @needs_bwrap
+def test_notebooks_fed_while_later_ones_run_give_the_pages_of_one_batch():
+    """Renderer.feed hands a finished notebook over early (grading does, while later notebooks
+    run): the pages are those of one batch at the end, and a notebook fed other bytes than the
+    page is asked for fails rather than show another notebook."""
+    first = _nb([_md("first page"), _code("x = 1", [], grade=True, grade_id="test_affine", points=3)])
+    second, third = _nb([_md("second page")]), _nb([_md("third page")])
+    items = [(first, ROWS[:1], "01_layers"), (second, [], "02"), (third, [], "03")]
+    at_the_end = feedback.render_notebooks(items, show_outputs=True, wall_seconds=60, keys=[4, 5, 6])
+    renderer = feedback.Renderer(60, sandbox=True, pages=3)
+    assert renderer.feed(4, first, show_outputs=True) and renderer.feed(5, second, show_outputs=True)
+    assert not renderer.feed(4, first, show_outputs=True)  # once only
+    assert not renderer.feed(6, b"not json", show_outputs=True)  # left for the end, which tells why
+    early = feedback.render_notebooks(items, show_outputs=True, wall_seconds=60, renderer=renderer, keys=[4, 5, 6])
+    assert all(isinstance(p, str) for p in at_the_end) and early == at_the_end
+    assert "2.17 / 3" in early[0] and "third page" in early[2]
+
+    swapped = feedback.Renderer(60, sandbox=True, pages=2)
+    assert swapped.feed(0, second, show_outputs=True)
+    got = feedback.render_notebooks(items[:2], show_outputs=True, wall_seconds=60, renderer=swapped, keys=[0, 1])
+    assert isinstance(got[0], feedback.FeedbackError) and "changed" in str(got[0])
+    assert "second page" in got[1] and "first page" not in got[1]
+
+
+@needs_bwrap
 def test_a_renderer_started_ahead_renders_the_same_page_and_stops_at_its_budget():
     """A Renderer (started before the notebooks exist, as grading does) gives the page a fresh
     render gives, marker for marker; one given too little time is stopped, one never used ends."""
@@ -322,3 +346,38 @@ def test_a_renderer_started_ahead_renders_the_same_page_and_stops_at_its_budget(
     unused = feedback.Renderer(60, sandbox=True)
     unused.close()
     assert unused._done.result(timeout=30)[0] == 0  # it ended by itself, well before its 60 s
+
+
+def test_grading_hands_each_executed_notebook_over_once_as_nbgrader_wrote_it(tmp_path):
+    """``submission._hand_over_executed`` (called as each notebook starts): every notebook named
+    executed is read back from nbgrader's output and fed to its renderer once, with its key in
+    the template; one not written, one not in the template, and a renderer that fails are
+    skipped (the end renders them), never raised."""
+    from types import SimpleNamespace
+
+    from autograder.grading import submission
+
+    class _Recorder:
+        def __init__(self, fail=False):
+            self.got, self.fail = [], fail
+
+        def feed(self, key, nb_bytes, show_outputs):
+            if self.fail:
+                raise RuntimeError("renderer gone")
+            self.got.append((key, nb_bytes, show_outputs))
+            return True
+
+    template = SimpleNamespace(notebooks=("01_a.ipynb", "02_b.ipynb", "03_c.ipynb"), kernel_sees_hidden=("02_b.ipynb",))
+    shown, hidden = _Recorder(), _Recorder()
+    run = SimpleNamespace(template=template, renderers={False: shown, True: hidden}, handed_over=set(),
+                          autograded=tmp_path)
+    (tmp_path / "01_a.ipynb").write_bytes(b"executed a")
+    (tmp_path / "02_b.ipynb").write_bytes(b"executed b")
+    submission._hand_over_executed(run, ["01_a"])
+    submission._hand_over_executed(run, ["01_a", "02_b", "stray", "03_c"])  # 03_c: not written yet
+    assert shown.got == [(0, b"executed a", True)]
+    assert hidden.got == [(1, b"executed b", False)]  # the kernel saw hidden tests: no outputs
+    run.renderers[False] = _Recorder(fail=True)
+    (tmp_path / "03_c.ipynb").write_bytes(b"executed c")
+    run.handed_over.discard("03_c.ipynb")
+    submission._hand_over_executed(run, ["03_c"])  # a failing renderer costs nothing here
