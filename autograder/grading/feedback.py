@@ -498,6 +498,8 @@ def _run_plain(argv: list[str], stdin, limits, cwd: Path,
     Not isolated (it sees the host as the grader's user), but it runs no student
     code: only nbconvert on the prepared notebook.
     """
+    from ..sandbox.bwrap import feed_pipe
+
     env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": str(cwd), "TMPDIR": str(cwd),
            "PYTHONDONTWRITEBYTECODE": "1", "JUPYTER_PLATFORM_DIRS": "1"}
     # The renderer sets its own memory and CPU limits from these (no preexec_fn: the
@@ -518,23 +520,9 @@ def _run_plain(argv: list[str], stdin, limits, cwd: Path,
                 return
             chunks[key].append(data)
 
-    def feed():
-        try:
-            data = stdin() if callable(stdin) else stdin
-            for chunk in ([data] if isinstance(data, (bytes, bytearray)) else data):
-                proc.stdin.write(chunk)
-                proc.stdin.flush()
-        except OSError:
-            pass
-        finally:
-            try:
-                proc.stdin.close()
-            except OSError:
-                pass
-
     threads = [threading.Thread(target=read, args=(proc.stdout, "out", limits.output_bytes), daemon=True),
                threading.Thread(target=read, args=(proc.stderr, "err", 1 << 20), daemon=True),
-               threading.Thread(target=feed, daemon=True)]
+               threading.Thread(target=feed_pipe, args=(proc.stdin, stdin), daemon=True)]
     for t in threads:
         t.start()
     reason = None

@@ -709,7 +709,7 @@ def _run_cmd(cmd, limits: Limits, env, stdin, cgroup: RunCgroup | None,
     out.start()
     err.start()
     if stdin:
-        threading.Thread(target=_feed, args=(proc.stdin, stdin), daemon=True).start()
+        threading.Thread(target=feed_pipe, args=(proc.stdin, stdin), daemon=True).start()
     else:
         proc.stdin.close()
 
@@ -750,7 +750,10 @@ def _run_cmd(cmd, limits: Limits, env, stdin, cgroup: RunCgroup | None,
     )
 
 
-def _feed(pipe, data) -> None:
+def feed_pipe(pipe, data) -> None:
+    """Write ``data`` (``run``'s ``stdin``: bytes, or a callable returning bytes or an iterable
+    of chunks) to ``pipe``, each chunk as soon as it exists, then close it; a reader that went
+    away ends it quietly."""
     try:
         data = data() if callable(data) else data
         # bytes, or an iterable of them: each chunk goes out as soon as it exists.

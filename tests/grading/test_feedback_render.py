@@ -317,6 +317,17 @@ def test_notebooks_fed_while_later_ones_run_give_the_pages_of_one_batch():
     assert "second page" in got[1] and "first page" not in got[1]
 
 
+def test_the_unsandboxed_renderer_takes_notebooks_fed_early_too():
+    """--unsafe-no-sandbox's plain subprocess reads the same JSON lines, fed as they come."""
+    first, second = _nb([_md("first page")]), _nb([_md("second page")])
+    renderer = feedback.Renderer(60, sandbox=False, pages=2)
+    assert renderer.feed(3, first, show_outputs=True)
+    got = feedback.render_notebooks([(first, [], "01"), (second, [], "02")], show_outputs=True, wall_seconds=60,
+                                    sandbox=False, renderer=renderer, keys=[3, 7])
+    assert "first page" in got[0] and "second page" not in got[0]
+    assert "second page" in got[1] and "first page" not in got[1]
+
+
 @needs_bwrap
 def test_a_renderer_started_ahead_renders_the_same_page_and_stops_at_its_budget():
     """A Renderer (started before the notebooks exist, as grading does) gives the page a fresh
