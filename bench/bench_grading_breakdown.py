@@ -8,13 +8,15 @@ rounds (each runs the sandboxed grading, the plain execution, the compute and nb
 one after the other). The bounds:
 - **sandboxed grading**: `grade_submission` in a warm process (nbgrader imported, template
   built), the reference's solved release notebooks, with its own step timings (prepare,
-  autograde = the four kernels in bubblewrap, trusted checks, feedback rendering);
+  autograde = the four kernels in bubblewrap, each next one started ahead while a notebook
+  runs, trusted checks, feedback rendering);
 - **plain execution**: the same four executed-by-nbgrader notebooks (hidden tests cut, as
   the kernel sees them) run by nbclient, unsandboxed, under NBGRADER_EXECUTION like grading,
   with the grader's kernel handling minus the sandbox: its kernel command and readiness
   (`sandbox.lean_kernel`: ipykernel without debugpy, ready on the kernel's first answer) and
-  its kill once the last cell replied — the cost of executing the graded cells at all, so that
-  sandboxed / plain is what the sandbox adds. The same notebooks run by nbclient with all its
+  its kill once the last cell replied, each kernel started when its notebook begins, as nbclient
+  does — the cost of executing the graded cells at all, so that sandboxed / plain is what the
+  sandbox adds, less what the grader wins back by starting kernels ahead. The same notebooks run by nbclient with all its
   defaults (the stock `python3` kernelspec, jupyter_client's wait for a ready kernel, a
   graceful shutdown) are printed beside it;
 - **compute**: the same cells' sources run one after the other in one warm IPython shell in

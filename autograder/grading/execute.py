@@ -43,6 +43,9 @@ def _guard_class(sandboxed: bool):
         before_notebook = None
         #: The notebooks (nbgrader's ``unique_key``) whose execution ended, in order.
         executed: list = []
+        #: How many notebooks the submission runs (set per submission): while more follow the
+        #: one running, the sandbox starts the next one's kernel ahead (``SandboxedExecute``).
+        notebooks: int = 0
 
         @default("shutdown_kernel")
         def _kill_when_done(self):
@@ -58,6 +61,7 @@ def _guard_class(sandboxed: bool):
             self._nb_name = (resources or {}).get("unique_key", "?")
             self._dead = False
             self._dead_why = ""
+            self.warm_next = len(GuardedExecute.executed) + 1 < GuardedExecute.notebooks
             try:
                 return super().preprocess(nb, resources, km)
             finally:

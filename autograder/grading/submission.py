@@ -266,6 +266,7 @@ def autograde(run: _Run, result: SubmissionResult) -> None:
     guard.incidents = []
     guard.stop_at = run.stop_at - run.reserve
     guard.executed = []
+    guard.notebooks = sum((run.sub / nb).is_file() for nb in t.notebooks)
     guard.before_notebook = lambda: _hand_over_executed(run, guard.executed)
     extra = {"GuardedExecute": {"notebook_timeout": settings.notebook_timeout},
              "NbGraderAPI": {"log_level": "ERROR"}}
@@ -304,6 +305,9 @@ def autograde(run: _Run, result: SubmissionResult) -> None:
             pass  # every cell is reported "missing" below, with the reason
         except Exception as exc:
             run.nbgrader_error = f"{type(exc).__name__}: {exc}"[:300]
+        finally:
+            if settings.sandbox:
+                guard.discard_spare()
     guard.before_notebook = None
     run.incidents = list(guard.incidents)
     result.timings["autograde"] = time.perf_counter() - run.started - result.timings["prepare"]

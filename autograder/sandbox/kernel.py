@@ -289,9 +289,24 @@ class SandboxedKernelManager(LeanKernelManager):
         self._stdio = [sandbox._Capture(p, 64 << 10, lambda n: None) for p in (proc.stdout, proc.stderr)]
         for t in self._stdio:
             t.start()
+        self.arm_wall_timer()
+
+    def arm_wall_timer(self) -> None:
+        """(Re)start the kernel's wall time: ``wall_seconds`` from now, then its sandbox is killed.
+
+        At the launch; and again when a kernel started ahead (a spare) is handed its notebook,
+        so that the time it waited is not taken from the notebook's."""
+        if self._timer is not None:
+            self._timer.cancel()
         self._timer = threading.Timer(self.wall_seconds, self._kill_for, args=("timeout",))
         self._timer.daemon = True
         self._timer.start()
+
+    @property
+    def is_running(self) -> bool:
+        """Its sandbox is up and nothing has stopped it (a cheap, synchronous check)."""
+        proc = self._proc
+        return proc is not None and proc.poll() is None and self._reason is None
 
     # ---------------------------------------------------------------- stopping
 
@@ -381,23 +396,28 @@ class SandboxedKernelManager(LeanKernelManager):
         self._stop_everything()
         await super()._async_cleanup_resources(restart=restart)
         if not restart:
-            if self._cgroup is not None:
-                self._cgroup.remove()
-                self._cgroup = None
-            _remove_runtime_dir(self._runtime_dir, self._runtime_mounted)
+            self.cleanup_runtime()
 
     # AsyncKernelManager binds these names to KernelManager's functions; rebind to ours.
     cleanup_resources = _async_cleanup_resources
     shutdown_kernel = _async_shutdown_kernel
+
+    def cleanup_runtime(self) -> None:
+        """Remove the cgroup and the runtime folder of a manager whose kernel never started
+        (or is dead and cleaned up): what ``__init__`` and the launch made, nothing else."""
+        if self._cgroup is not None:
+            self._cgroup.remove()
+            self._cgroup = None
+        if self._runtime_dir:
+            _remove_runtime_dir(self._runtime_dir, self._runtime_mounted)
+            self._runtime_dir = ""
 
     def __del__(self):
         # Last resort: never leave a sandbox, a cgroup or a runtime folder behind.
         try:
             if self._timer is not None:
                 self._timer.cancel()
-            if self._cgroup is not None:
-                self._cgroup.remove()
-            _remove_runtime_dir(self._runtime_dir, self._runtime_mounted)
+            self.cleanup_runtime()
         except Exception:
             pass
 
@@ -457,13 +477,99 @@ except ImportError:  # pragma: no cover
     _NbgraderExecute = None
 
 if _NbgraderExecute is not None:
+    from jupyter_core.utils import run_sync as _run_sync
 
     class SandboxedExecute(_NbgraderExecute):
-        """nbgrader's ``Execute`` with the kernel in the sandbox (config section ``Execute`` still applies)."""
+        """nbgrader's ``Execute`` with the kernel in the sandbox (config section ``Execute`` still applies).
+
+        Kernels started ahead: when ``warm_next`` is set for a notebook (the grader knows another
+        notebook of the submission follows), the next notebook's kernel is started as soon as
+        this one's is ready, in a sandbox of its own, and waits there idle; the next notebook takes
+        it instead of starting one (0.3-0.4 s a notebook, hidden under the one running). It is
+        the kernel that notebook would have started: the same manager class, config, kernel
+        name, arguments and working folder (else it is thrown away and a fresh one started),
+        its working folder copied when it started (nbgrader writes only the executed notebooks
+        there in between, and kernels cannot write there at all); its wall time starts when its
+        notebook takes it. No student code runs in it before then. A spare that no notebook
+        takes is killed by the next spare, by :meth:`discard_spare` (the grader calls it after
+        each submission), or at the latest by its own wall timer.
+        """
+
+        #: Start the next notebook's kernel once this one's is ready (set before each notebook).
+        warm_next = False
+        #: The kernel started ahead, waiting: (manager, kernel name, cwd); per grading class.
+        _spare: "tuple[SandboxedKernelManager, str, str | None] | None" = None
 
         def __init__(self, *args, **kwargs):
             kwargs.setdefault("kernel_manager_class", SandboxedKernelManager)
             super().__init__(*args, **kwargs)
+
+        def _cwd(self) -> str | None:
+            return self.resources.get("metadata", {}).get("path") or None
+
+        def create_kernel_manager(self):
+            spare, type(self)._spare = type(self)._spare, None
+            if spare is not None:
+                ready, name, cwd = spare
+                if (name == self._kernel_name() and cwd == self._cwd()
+                        and type(ready) is self.kernel_manager_class and ready.is_running):
+                    ready.arm_wall_timer()
+                    self.km = ready
+                    return ready
+                _discard(ready)
+            return super().create_kernel_manager()
+
+        def _kernel_name(self) -> str:
+            """The kernel name ``create_kernel_manager`` gives the manager it creates."""
+            if not self.kernel_name:
+                kn = self.nb.metadata.get("kernelspec", {}).get("name")
+                if kn is not None:
+                    self.kernel_name = kn
+            return self.kernel_name or self.kernel_manager_class.class_traits()["kernel_name"].default()
+
+        async def async_start_new_kernel_client(self):
+            kc = await super().async_start_new_kernel_client()
+            if self.warm_next:
+                await self._start_spare()
+            return kc
+
+        # NotebookClient binds this name to its own coroutine; rebind to ours.
+        start_new_kernel_client = _run_sync(async_start_new_kernel_client)
+
+        async def _start_spare(self) -> None:
+            old, type(self)._spare = type(self)._spare, None
+            if old is not None:
+                await _async_discard(old[0])
+            km = None
+            try:
+                km = self.kernel_manager_class(kernel_name=self.km.kernel_name, config=self.config)
+                await km.start_kernel(extra_arguments=list(self.extra_arguments), cwd=self._cwd())
+            except Exception:  # no spare: the next notebook starts its kernel as usual
+                if km is not None:
+                    await _async_discard(km)
+                return
+            type(self)._spare = (km, km.kernel_name, self._cwd())
+
+        @classmethod
+        def discard_spare(cls) -> None:
+            """Kill the kernel started ahead that no notebook took (synchronous; never raises)."""
+            spare, cls._spare = cls._spare, None
+            if spare is not None:
+                _discard(spare[0])
+
+    async def _async_discard(km: SandboxedKernelManager) -> None:
+        km._recorded = True  # it ran no notebook: no outcome to report
+        try:
+            await km.shutdown_kernel(now=True)
+        except Exception:
+            km._stop_everything()
+            km.cleanup_runtime()
+
+    def _discard(km: SandboxedKernelManager) -> None:
+        try:
+            _run_sync(_async_discard)(km)
+        except Exception:
+            pass
 
 else:  # pragma: no cover
     SandboxedExecute = None
