@@ -485,7 +485,8 @@ if _NbgraderExecute is not None:
         Kernels started ahead: when ``warm_next`` is set for a notebook (the grader knows another
         notebook of the submission follows), the next notebook's kernel is started as soon as
         this one's is ready, in a sandbox of its own, and waits there idle; the next notebook takes
-        it instead of starting one (0.3-0.4 s a notebook, hidden under the one running). It is
+        it instead of starting one (0.3-0.4 s a notebook, hidden under the one running), where
+        each sandbox has a pids cgroup of its own (not under RLIMIT_NPROC). It is
         the kernel that notebook would have started: the same manager class, config, kernel
         name, arguments and working folder (else it is thrown away and a fresh one started),
         its working folder copied when it started (nbgrader writes only the executed notebooks
@@ -540,6 +541,10 @@ if _NbgraderExecute is not None:
             old, type(self)._spare = type(self)._spare, None
             if old is not None:
                 await _async_discard(old[0])
+            if sandbox.process_limit_mode() != "cgroup":
+                # RLIMIT_NPROC counts per uid: the spare's threads would come out of the running
+                # kernel's processes. Kernels start one after the other there.
+                return
             km = None
             try:
                 km = self.kernel_manager_class(kernel_name=self.km.kernel_name, config=self.config)

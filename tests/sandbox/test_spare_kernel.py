@@ -113,3 +113,11 @@ def test_a_spare_no_notebook_takes_is_killed_and_leaves_nothing(course):
     assert not os.path.exists(runtime)
     assert type(ex)._spare is None
     assert [o["reason"] for o in kernel_outcomes(course["work"])] == [None]  # the spare ran nothing
+
+
+def test_no_kernel_is_started_ahead_where_processes_are_counted_per_uid(course, rlimit_processes):
+    """Without a pids cgroup, RLIMIT_NPROC counts every process of the sandbox uid: a spare's
+    threads would come out of the running notebook's process cap, so none is started."""
+    ex = executor(course["work"])
+    assert run(ex, notebook("print('alone')"), course["work"], warm_next=True) == "alone\n"
+    assert type(ex)._spare is None
