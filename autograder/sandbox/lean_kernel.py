@@ -25,6 +25,15 @@ of that are no use to a graded kernel:
   ``idle`` alone then cost 0.2 s more and a second request. It asks again, like
   jupyter_client, when neither comes.
   :class:`LeanKernelClient` is jupyter_client's async client with this readiness.
+- **Per cell, about 1.5 ms of handshakes.** Before each reply ipykernel flushes stdout and
+  stderr, and each flush waits for a round trip through its iopub thread even when nothing
+  was written; then it sleeps 0.5 ms (``_execute_sleep``, a mitigation for clients that stop
+  reading at the reply; the sleep took 1.3 ms here). The lean launcher skips a flush that has
+  nothing to send (nothing buffered, none scheduled) and sets the sleep to 0. Nothing is lost
+  to nbclient: what an earlier flush is still sending goes out on iopub before the cell's
+  ``idle`` status (one iopub thread, in order), and nbclient reads a cell's outputs until that
+  status, whatever came first on shell. Measured here, 200 one-line cells, three runs:
+  3.1-3.4 ms a cell in the kernel -> 0.9-1.1 ms; 7.7-8.5 ms a cell through nbclient -> 5.6-6.2 ms.
 """
 from __future__ import annotations
 
@@ -45,7 +54,16 @@ LEAN_LAUNCHER = "\n".join([
     "if sys.path and sys.path[0] == '':",
     "    del sys.path[0]",
     "from ipykernel import kernelapp",
-    "kernelapp.launch_new_instance()",
+    # A flush with nothing written since the last one returns at once (see the module docstring);
+    # where ipykernel names its state otherwise, every flush is the full one.
+    "from ipykernel.iostream import OutStream",
+    "def _flush(self, _full=OutStream.flush):",
+    "    if (getattr(self, '_buffers', True) or getattr(self, '_flush_pending', True)",
+    "            or getattr(self, '_subprocess_flush_pending', True)):",
+    "        _full(self)",
+    "OutStream.flush = _flush",
+    # No 0.5 ms nap before each execute_reply (see the module docstring).
+    "kernelapp.launch_new_instance(argv=[*sys.argv[1:], '--IPythonKernel._execute_sleep=0'])",
 ])
 
 #: How long one kernel_info request waits for its reply, then for its idle status or the

@@ -86,6 +86,34 @@ def test_ready_means_the_first_cell_is_heard_in_full(tmp_path):
     assert asyncio.run(go()) == ["busy", "execute_input", "heard", "idle"]
 
 
+def test_a_lean_kernel_loses_no_output_to_its_quick_replies(tmp_path):
+    """The lean launcher skips empty flushes and the nap before each reply: every cell still
+    gets all of its own output, and only its own: text printed just before the reply, text with
+    no newline, stderr, output still being sent by a timed flush, rich display data."""
+    kinds = [
+        ("print('p{i}')", "p{i}\n"),
+        ("import sys; _ = sys.stdout.write('w{i}')", "w{i}"),
+        ("import sys; print('e{i}', file=sys.stderr)", "e{i}\n"),
+        ("import time; print('t{i}'); time.sleep(0.21); print('u{i}')", "t{i}\nu{i}\n"),
+        ("x = {i}", ""),
+        ("from IPython.display import display; display({{'n': {i}}})", "{{'n': {i}}}"),
+    ]
+    cells, expected = [], []
+    for i in range(120):
+        code, out = kinds[i % len(kinds)]
+        cells.append(new_code_cell(code.format(i=i)))
+        expected.append(out.format(i=i))
+    nb = new_notebook(cells=cells, metadata={"kernelspec": KERNELSPEC})
+    NotebookClient(nb, timeout=60, kernel_manager_class=LeanKernelManager, shutdown_kernel="immediate",
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+
+    def text(cell):
+        return "".join(o.get("text", "") or o.get("data", {}).get("text/plain", "") for o in cell.outputs)
+
+    got = [text(c) for c in nb.cells]
+    assert got == expected, [(i, g, e) for i, (g, e) in enumerate(zip(got, expected)) if g != e][:5]
+
+
 def _wait_for(argv, tmp_path, timeout):
     """wait_until_ready on a lean kernel manager whose kernel command is ``argv``."""
     async def go():
