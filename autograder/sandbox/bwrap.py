@@ -56,7 +56,8 @@ non-root grader on Ubuntu >= 23.10 (GitHub's ubuntu-24.04 runners) needs
 ``sudo sysctl -w kernel.apparmor_restrict_unprivileged_userns=0`` once, and
 :func:`available` is False, with that advice in :func:`unavailable_reason`, until then.
 - memory (``memory_bytes``): ``RLIMIT_AS`` per process: a large allocation fails
-  with ``MemoryError`` inside. And, when a memory cgroup is writable (root on
+  with ``MemoryError`` inside (two malloc arenas at most, ``MALLOC_ARENA_MAX``, so that
+  reserved address space does not eat the cap). And, when a memory cgroup is writable (root on
   this machine), a per-run cgroup caps the whole tree's memory at
   ``memory_bytes`` too, so many processes each under the cap cannot add up to
   exhaust the machine: past it the kernel OOM-kills a process INSIDE the
@@ -217,6 +218,10 @@ def sandbox_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
         "PYTHONDONTWRITEBYTECODE": "1",
         "OPENBLAS_NUM_THREADS": "1",
         "OMP_NUM_THREADS": "1",
+        # glibc reserves 64 MiB of address space for each thread's malloc arena: a kernel's seven
+        # threads took 600 MiB of its RLIMIT_AS before the student's first array (641 MiB at
+        # start; 193 MiB with two arenas), so a 1 GiB cap left 320 MiB to use.
+        "MALLOC_ARENA_MAX": "2",
     }
     for key in _PASSTHROUGH_ENV:
         if key in os.environ:

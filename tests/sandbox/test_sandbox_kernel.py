@@ -188,6 +188,16 @@ def test_memory_bomb_fails_in_kernel_which_survives(course):
     assert texts(nb.cells[1]) == "alive\n"
 
 
+def test_the_memory_cap_is_the_students_to_use(course):
+    """RLIMIT_AS counts address space: what the kernel reserves before any cell runs (glibc's
+    64 MiB malloc arena per thread: 600 MiB of a stock kernel's 641 MiB) comes out of the cap.
+    Under a 1 GiB cap, a cell can still have 700 MiB (reserved, not written: instant anywhere)."""
+    nb = notebook("block = bytes(700 << 20)\nprint(len(block) >> 20)")
+    _, exc = execute(nb, course["work"], memory_bytes=1 << 30)
+    assert exc is None
+    assert texts(nb.cells[0]) == "700\n", nb.cells[0].outputs
+
+
 FORK_BOMB_CELL = """
         import os, time
         started = 0
