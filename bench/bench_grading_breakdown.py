@@ -16,9 +16,9 @@ one after the other). The bounds:
   (`sandbox.lean_kernel`: ipykernel without debugpy, ready on the kernel's first answer) and
   its kill once the last cell replied, each kernel started when its notebook begins, as nbclient
   does — the cost of executing the graded cells at all, so that sandboxed / plain is what the
-  sandbox adds, less what the grader wins back by starting kernels ahead. The same notebooks run by nbclient with all its
-  defaults (the stock `python3` kernelspec, jupyter_client's wait for a ready kernel, a
-  graceful shutdown) are printed beside it;
+  sandbox adds, less what the grader wins back by starting kernels ahead. The same notebooks
+  run by nbclient with all its defaults (the stock `python3` kernelspec, jupyter_client's wait
+  for a ready kernel, a graceful shutdown) are printed beside it;
 - **compute**: the same cells' sources run one after the other in one warm IPython shell in
   this process (no kernel, no messaging) — what the cells' own numpy work takes;
 - each plain and compute round starts from a fresh copy of the folder the kernel sees (the

@@ -25,7 +25,7 @@ of that are no use to a graded kernel:
   ``idle`` alone then cost 0.2 s more and a second request. It asks again, like
   jupyter_client, when neither comes.
   :class:`LeanKernelClient` is jupyter_client's async client with this readiness.
-- **Per cell, about 1.5 ms of handshakes.** Before each reply ipykernel flushes stdout and
+- **Per cell, about 2 ms of handshakes.** Before each reply ipykernel flushes stdout and
   stderr, and each flush waits for a round trip through its iopub thread even when nothing
   was written; then it sleeps 0.5 ms (``_execute_sleep``, a mitigation for clients that stop
   reading at the reply; the sleep took 1.3 ms here). The lean launcher skips a flush that has
