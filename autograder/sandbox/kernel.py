@@ -498,8 +498,8 @@ if _NbgraderExecute is not None:
 
         #: Start the next notebook's kernel once this one's is ready (set before each notebook).
         warm_next = False
-        #: The kernel started ahead, waiting: (manager, kernel name, cwd); per grading class.
-        _spare: "tuple[SandboxedKernelManager, str, str | None] | None" = None
+        #: The kernel started ahead, waiting: (manager, the cwd it started in); per grading class.
+        _spare: "tuple[SandboxedKernelManager, str | None] | None" = None
 
         def __init__(self, *args, **kwargs):
             kwargs.setdefault("kernel_manager_class", SandboxedKernelManager)
@@ -511,8 +511,8 @@ if _NbgraderExecute is not None:
         def create_kernel_manager(self):
             spare, type(self)._spare = type(self)._spare, None
             if spare is not None:
-                ready, name, cwd = spare
-                if (name == self._kernel_name() and cwd == self._cwd()
+                ready, cwd = spare
+                if (ready.kernel_name == self._kernel_name() and cwd == self._cwd()
                         and type(ready) is self.kernel_manager_class and ready.is_running):
                     ready.arm_wall_timer()
                     self.km = ready
@@ -553,7 +553,7 @@ if _NbgraderExecute is not None:
                 if km is not None:
                     await _async_discard(km)
                 return
-            type(self)._spare = (km, km.kernel_name, self._cwd())
+            type(self)._spare = (km, self._cwd())
 
         @classmethod
         def discard_spare(cls) -> None:
